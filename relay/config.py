@@ -1,0 +1,291 @@
+"""The configuration file (YAML), validated by pydantic at start-up.
+
+A bad file fails fast with a message naming the key and the problem, for example
+`routes.0.tests.1: not a UUID: 'smoke'`.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from relay.errors import ConfigError
+from relay.models import TEMPLATE_FIELDS
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "relay.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ValueError(f"not a UUID: {value!r}") from None
+
+
+UUIDStr = Annotated[str, AfterValidator(_uuid)]
+
+
+class SecretRef(Strict):
+    """Where a secret lives: Secret Manager (`{secret: name}`) or an environment variable."""
+
+    secret: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.secret is None) == (self.env is None):
+            raise ValueError("give exactly one of `secret` (Secret Manager) or `env` (variable)")
+        return self
+
+    def describe(self) -> str:
+        return f"secret {self.secret}" if self.secret else f"env {self.env}"
+
+
+class RevylSettings(Strict):
+    api_url: str = "https://backend.revyl.ai"
+    app_url: str = "https://app.revyl.ai"
+    token: SecretRef | None = None
+    dry_run: bool = False
+    concurrency: int = Field(8, ge=1, le=256)
+    client_name: str = "revyl-relay"
+    connect_timeout: float = Field(5.0, gt=0)
+    request_timeout: float = Field(30.0, gt=0)
+    ingest_timeout: float = Field(600.0, gt=0)
+    retry_deadline: float = Field(20.0, ge=0)
+
+    @field_validator("api_url", "app_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class SourceSettings(Strict):
+    """What every source has; a source type may extend it (`Settings` of its module)."""
+
+    type: str
+    secret: SecretRef
+
+
+class Match(Strict):
+    """`when:` of a route. Every given field must match the build; values are globs."""
+
+    source: str | None = None
+    platform: str | None = None
+    app: str | None = None
+    profile: str | None = None
+    branch: str | None = None
+    workflow: str | None = None
+    repository: str | None = None
+    version: str | None = None
+
+    def given(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class AppRef(Strict):
+    app_id: UUIDStr
+
+
+def _template(value: str) -> str:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"bad template {value!r}: {exc}") from None
+    unknown = sorted(n for n in names if n not in TEMPLATE_FIELDS)
+    if unknown or "" in names:
+        raise ValueError(
+            f"template {value!r} uses unknown fields {unknown or ['{}']}; "
+            f"known: {', '.join(sorted(TEMPLATE_FIELDS))}"
+        )
+    return value
+
+
+class BuildSpec(Strict):
+    """How a route finds the Revyl build: ingest the artifact, look the label up, or neither."""
+
+    ingest: AppRef | None = None
+    lookup: AppRef | None = None
+    version_label: Annotated[str, AfterValidator(_template)] = "{version} ({build_number})"
+    asset: str | None = None  # glob picking one artifact/asset by file name
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> BuildSpec:
+        if self.ingest and self.lookup:
+            raise ValueError("give `ingest` or `lookup`, not both")
+        return self
+
+    @property
+    def mode(self) -> Literal["ingest", "lookup", "attached"]:
+        return "ingest" if self.ingest else "lookup" if self.lookup else "attached"
+
+    @property
+    def app_id(self) -> str | None:
+        ref = self.ingest or self.lookup
+        return ref.app_id if ref else None
+
+
+class Route(Strict):
+    name: str = Field(min_length=1)
+    when: Match = Match()
+    build: BuildSpec = BuildSpec()
+    tests: list[UUIDStr] = []
+    workflows: list[UUIDStr] = []
+
+    @model_validator(mode="after")
+    def _has_targets(self) -> Route:
+        if not self.tests and not self.workflows:
+            raise ValueError(f"route {self.name!r} names no `tests` and no `workflows`")
+        return self
+
+
+class DedupSettings(Strict):
+    store: Literal["memory", "firestore"] = "memory"
+    collection: str = "relay-events"
+    database: str = "(default)"
+    ttl_days: int = Field(30, ge=1)
+    lease_seconds: int = Field(540, ge=1)  # keep equal to the function timeout (deploy.sh)
+
+
+class SecretsSettings(Strict):
+    ttl_seconds: float = Field(600, ge=0)
+    project: str | None = None  # default: GOOGLE_CLOUD_PROJECT
+
+
+class RelayConfig(Strict):
+    revyl: RevylSettings = RevylSettings()
+    sources: dict[str, SourceSettings]
+    routes: list[Route] = []
+    dedup: DedupSettings = DedupSettings()
+    secrets: SecretsSettings = SecretsSettings()
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _typed_sources(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping):
+            return raw
+        from relay.sources import settings_model
+
+        typed: dict[str, Any] = {}
+        for name, settings in raw.items():
+            if not isinstance(settings, Mapping):
+                raise ValueError(f"source {name!r} must be a mapping")
+            settings = {"type": name, **settings}
+            typed[name] = settings_model(settings["type"]).model_validate(settings)
+        return typed
+
+    @field_validator("sources")
+    @classmethod
+    def _names_are_paths(cls, sources: dict[str, SourceSettings]) -> dict[str, SourceSettings]:
+        for name in sources:
+            if not name or "/" in name or name == "healthz":
+                raise ValueError(f"source name {name!r} cannot be a URL path segment")
+        return sources
+
+    @model_validator(mode="after")
+    def _routes_consistent(self) -> RelayConfig:
+        names = [route.name for route in self.routes]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"route names must be unique: {duplicated}")
+        for route in self.routes:
+            wanted = route.when.source
+            if wanted and not any(_glob_matches(wanted, s) for s in self.sources):
+                raise ValueError(f"route {route.name!r}: when.source {wanted!r} names no source")
+        return self
+
+    def route(self, name: str) -> Route | None:
+        return next((r for r in self.routes if r.name == name), None)
+
+
+def _glob_matches(pattern: str, value: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    return fnmatchcase(value, pattern)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(text: str, origin: str = "config") -> RelayConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{origin}: the top level must be a mapping with `sources` and `routes`")
+    try:
+        return RelayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {format_validation_error(exc)}") from None
+
+
+def config_path(environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(environ.get("RELAY_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: Path | None = None) -> RelayConfig:
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    return parse_config(text, origin=str(path))
+
+
+def missing_environment(config: RelayConfig, environ: Mapping[str, str]) -> list[str]:
+    """Secrets given as `{env: NAME}` whose variable is unset: the relay refuses to start."""
+    missing = []
+    for name, source in config.sources.items():
+        for key, ref in source_secret_refs(source):
+            if ref.env and not environ.get(ref.env):
+                missing.append(f"sources.{name}.{key}: set the environment variable {ref.env}")
+    return missing
+
+
+def source_secret_refs(source: SourceSettings) -> list[tuple[str, SecretRef]]:
+    """Every SecretRef of a source's settings, with its dotted key (for checks and messages)."""
+    found: list[tuple[str, SecretRef]] = []
+
+    def walk(model: BaseModel, prefix: str) -> None:
+        for field_name in type(model).model_fields:
+            value = getattr(model, field_name)
+            if isinstance(value, SecretRef):
+                found.append((prefix + field_name, value))
+            elif isinstance(value, BaseModel):
+                walk(value, f"{prefix}{field_name}.")
+
+    walk(source, "")
+    return found
+
+
+def token_is_set(config: RelayConfig, environ: Mapping[str, str]) -> bool:
+    """False means dry-run: no token configured, or an `{env: NAME}` token that is unset."""
+    token = config.revyl.token
+    if config.revyl.dry_run or token is None:
+        return False
+    return bool(token.secret) or bool(environ.get(token.env or ""))

@@ -1,0 +1,54 @@
+"""Structured logs: one JSON object per line on stdout, as Cloud Logging reads them."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+
+trace_context: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", default=None)
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "severity": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        trace = trace_context.get()
+        if trace:
+            entry["logging.googleapis.com/trace"] = trace
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error_type"] = record.exc_info[0].__name__
+            entry["stack_trace"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logger = logging.getLogger("relay")
+    if any(getattr(h, "relay_json", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    handler.relay_json = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def trace_from_header(header: str | None, project: str | None) -> str | None:
+    """`X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1` → `projects/P/traces/TRACE_ID`."""
+    if not header or not project:
+        return None
+    trace_id = header.split("/", 1)[0].strip()
+    if not trace_id.isalnum() or len(trace_id) > 64:
+        return None
+    return f"projects/{project}/traces/{trace_id}"

@@ -1,0 +1,352 @@
+"""The relay, step by step: delivery → verified → event → routes → builds resolved → runs started.
+
+`Relay.handle` is the whole path for one webhook. The pure steps live elsewhere (sources,
+`routing`, `revyl.sansio`); this module sequences them and owns the I/O ordering rules:
+nothing is started before the event is claimed, and every start is recorded as it happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from relay.config import RelayConfig
+from relay.errors import InProgress, StoreUnavailable, UnknownSource
+from relay.events import EventStore
+from relay.models import Build, ErrorItem, Event, Execution, RelayResponse
+from relay.revyl import sansio
+from relay.revyl.client import RevylClient
+from relay.revyl.sansio import MaybeStarted, RevylError
+from relay.routing import RoutePlan, Target, plan_event
+from relay.secrets import SecretReader
+from relay.sources import Delivery, Source, build_source
+
+log = logging.getLogger("relay")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class Answer:
+    status: int
+    body: RelayResponse
+    headers: dict[str, str] = field(default_factory=dict)
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The Revyl build a route's targets run on (None: the tests' attached build), or why not."""
+
+    build_version_id: str | None = None
+    error: str | None = None
+    revyl_status: int | None = None
+
+
+class Relay:
+    def __init__(
+        self,
+        config: RelayConfig,
+        *,
+        secrets: SecretReader,
+        revyl: RevylClient,
+        store: EventStore,
+        dry_run: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.secrets = secrets
+        self.revyl = revyl
+        self.store = store
+        self.dry_run = dry_run
+        self.clock = clock
+        self.sources: dict[str, Source] = {
+            name: build_source(name, settings) for name, settings in config.sources.items()
+        }
+
+    # bytes in → event
+
+    def handle(self, source_name: str, delivery: Delivery) -> Answer:
+        source = self.sources.get(source_name)
+        if source is None:
+            raise UnknownSource(f"no source named {source_name!r}; POST to /<source name>")
+        source.verify(delivery, self.secrets.read(source.settings.secret))
+        event = source.parse(delivery)
+        if event.ignored or event.build is None:
+            return ignored(event, event.ignored or "nothing to do")
+        return self.trigger(source, source.enrich(event, self.secrets))
+
+    # event → runs
+
+    def trigger(self, source: Source, event: Event) -> Answer:
+        build = event.build
+        assert build is not None
+        plans = plan_event(self.config.routes, build, event.routes)
+        if not plans:
+            return ignored(event, "no route matched the build", build)
+        if self.dry_run:
+            return self.dry_run_answer(event, build, plans)
+        assert self.config.revyl.token is not None
+        token = self.secrets.read(self.config.revyl.token)
+        claim_id = uuid.uuid4().hex
+        claim = self._store_call(self.store.claim, event.key, claim_id, self.clock())
+        if claim.kind == "done":
+            return finished(event, build, list(claim.executions.values()), duplicate=True)
+        if claim.kind == "busy":
+            raise InProgress(f"event {event.key} is being handled by another delivery")
+        executions: list[Execution] = []
+        try:
+            executions = self.run(source, build, plans, token, claim.executions, event.key)
+        finally:
+            done = bool(executions) and all(e.outcome == "started" for e in executions)
+            self._release(event.key, claim_id, executions, done)
+        return finished(event, build, executions)
+
+    def run(
+        self,
+        source: Source,
+        build: Build,
+        plans: list[RoutePlan],
+        token: str,
+        previous: dict[str, Execution],
+        event_key: str,
+    ) -> list[Execution]:
+        deadline = time.monotonic() + self.config.revyl.retry_deadline
+        pending = [p for p in plans if any(t.key not in _started(previous) for t in p.targets)]
+        resolved = self.resolve_builds(source, build, pending, token, deadline)
+
+        def start(item: tuple[RoutePlan, Target]) -> Execution:
+            plan, target = item
+            if target.key in _started(previous):
+                return previous[target.key]
+            execution = self.start_target(
+                plan, target, build, resolved[plan.route.name], token, deadline
+            )
+            self._record(event_key, execution)
+            return execution
+
+        work = [(plan, target) for plan in plans for target in plan.targets]
+        return concurrently(start, work, self.config.revyl.concurrency)
+
+    def resolve_builds(
+        self, source: Source, build: Build, plans: list[RoutePlan], token: str, deadline: float
+    ) -> dict[str, Resolved]:
+        """Per route: the build_version_id its tests run on. Equal resolutions are done once."""
+        results: dict[str, Resolved] = {p.route.name: Resolved() for p in plans}
+        jobs: dict[tuple[Any, ...], list[RoutePlan]] = {}
+        for plan in plans:
+            if plan.problem:
+                results[plan.route.name] = Resolved(error=plan.problem)
+            elif build.build_version_id:
+                results[plan.route.name] = Resolved(build.build_version_id)
+            elif plan.mode != "attached":
+                job = (plan.mode, plan.route.build.app_id, plan.version_label, plan.artifact)
+                jobs.setdefault(job, []).append(plan)
+
+        def resolve(job: tuple[Any, ...]) -> Resolved:
+            mode, app_id, label, artifact = job
+            try:
+                if mode == "lookup":
+                    found = self.revyl.lookup(token, deadline, app_id, label)
+                    if found is None:
+                        return Resolved(error=f"no build labelled {label!r} in Revyl app {app_id}")
+                    return Resolved(found)
+                link = source.artifact_link(build, artifact, self.secrets)
+                ingested = self.revyl.ingest(
+                    token, deadline, app_id, link.url, label, build, link.headers
+                )
+                return Resolved(ingested)
+            except RevylError as exc:
+                return Resolved(error=f"{mode} failed: {exc.message}", revyl_status=exc.status)
+
+        for job, outcome in zip(jobs, concurrently(resolve, list(jobs), 4), strict=True):
+            for plan in jobs[job]:
+                results[plan.route.name] = outcome
+        return results
+
+    def start_target(
+        self,
+        plan: RoutePlan,
+        target: Target,
+        build: Build,
+        resolved: Resolved,
+        token: str,
+        deadline: float,
+    ) -> Execution:
+        base = Execution(
+            route=target.route,
+            test_id=target.test_id,
+            workflow_id=target.workflow_id,
+            build_version_id=resolved.build_version_id if target.test_id else None,
+        )
+        if resolved.error:
+            update = {
+                "outcome": "failed",
+                "error": resolved.error,
+                "revyl_status": resolved.revyl_status,
+            }
+            return base.model_copy(update=update)
+        try:
+            if target.test_id:
+                started = self.revyl.execute_test(
+                    token, deadline, target.test_id, resolved.build_version_id, build
+                )
+            else:
+                assert target.workflow_id is not None
+                started = self.revyl.execute_workflow(
+                    token,
+                    deadline,
+                    target.workflow_id,
+                    build,
+                    plan.route.build.app_id,
+                    plan.version_label,
+                )
+        except RevylError as exc:
+            outcome = "unknown" if isinstance(exc, MaybeStarted) else "failed"
+            update = {"outcome": outcome, "error": exc.message, "revyl_status": exc.status}
+            return base.model_copy(update=update)
+        kind = "test" if target.test_id else "workflow"
+        return base.model_copy(
+            update={
+                "execution_id": started.execution_id,
+                "status": started.status,
+                "report_url": sansio.report_url(
+                    self.config.revyl.app_url, kind, started.execution_id
+                ),
+            }
+        )
+
+    def dry_run_answer(self, event: Event, build: Build, plans: list[RoutePlan]) -> Answer:
+        executions = [
+            Execution(
+                route=t.route, test_id=t.test_id, workflow_id=t.workflow_id, outcome="planned"
+            )
+            for plan in plans
+            for t in plan.targets
+        ]
+        body = RelayResponse(
+            event=event.key,
+            decision="dry_run",
+            reason="no Revyl token is configured: nothing was started",
+            build=build.summary(),
+            executions=executions,
+            plan=[describe_plan(plan, build, self.config.revyl.client_name) for plan in plans],
+        )
+        return Answer(200, body)
+
+    # the store: failures before anything started are 503; after, they must not lose a start
+
+    def _store_call(self, method: Callable[..., T], *args: Any) -> T:
+        try:
+            return method(*args)
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"the event store is unavailable ({type(exc).__name__})"
+            ) from None
+
+    def _record(self, key: str, execution: Execution) -> None:
+        try:
+            self.store.record(key, execution)
+        except Exception as exc:  # the release at the end writes it again
+            log.warning(
+                "could not record an execution yet",
+                extra={"event": key, "reason": type(exc).__name__},
+            )
+
+    def _release(self, key: str, claim_id: str, executions: list[Execution], done: bool) -> None:
+        try:
+            self.store.release(key, claim_id, executions, done, self.clock())
+        except Exception as exc:
+            log.error(
+                "could not record the outcome of an event; a redelivery may start runs again",
+                extra={"event": key, "reason": type(exc).__name__},
+            )
+
+
+def _started(executions: dict[str, Execution]) -> set[str]:
+    return {key for key, e in executions.items() if e.outcome == "started"}
+
+
+def concurrently(fn: Callable[[T], R], items: Sequence[T], limit: int) -> list[R]:
+    """`fn` over `items`, at most `limit` at a time, results in order. `fn` must not raise."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(limit, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def describe_plan(plan: RoutePlan, build: Build, client_name: str) -> dict[str, Any]:
+    """A route's plan and every Revyl call it would make (the token masked): dry-run output."""
+    calls: list[dict[str, Any]] = []
+    version_id = build.build_version_id
+    if plan.problem is None and not version_id and plan.mode != "attached":
+        app_id = plan.route.build.app_id or ""
+        label = plan.version_label or ""
+        if plan.mode == "ingest" and plan.artifact:
+            url = plan.artifact.url or f"<link for {plan.artifact.name}>"
+            calls.append(sansio.ingest_build(app_id, url, label, build, None).describe())
+        else:
+            calls.append(sansio.list_builds(app_id, label, 1).describe())
+        version_id = f"<build_version_id from {plan.mode}>"
+    for target in plan.targets:
+        if target.test_id:
+            request = sansio.execute_test(target.test_id, version_id, build, client_name)
+        else:
+            request = sansio.execute_workflow(
+                target.workflow_id or "",
+                build,
+                client_name,
+                plan.route.build.app_id,
+                plan.version_label,
+            )
+        calls.append(request.describe())
+    return {**plan.describe(), "calls": calls}
+
+
+def ignored(event: Event, reason: str, build: Build | None = None) -> Answer:
+    body = RelayResponse(
+        event=event.key, decision="ignored", reason=reason, build=build.summary() if build else None
+    )
+    return Answer(200, body)
+
+
+def finished(
+    event: Event, build: Build, executions: Iterable[Execution], duplicate: bool = False
+) -> Answer:
+    executions = list(executions)
+    started = [e for e in executions if e.outcome == "started"]
+    errors = [
+        ErrorItem(
+            message=e.error or e.outcome,
+            route=e.route,
+            test_id=e.test_id,
+            workflow_id=e.workflow_id,
+            revyl_status=e.revyl_status,
+        )
+        for e in executions
+        if e.outcome != "started"
+    ]
+    version_ids = {e.build_version_id for e in executions if e.build_version_id}
+    summary = build.summary()
+    if len(version_ids) == 1 and not summary.get("build_version_id"):
+        summary["build_version_id"] = version_ids.pop()
+    if duplicate:
+        decision, status = "duplicate", 200
+    elif len(started) == len(executions):
+        decision, status = "triggered", 200
+    else:
+        decision, status = ("partial" if started else "failed"), 502
+    body = RelayResponse(
+        event=event.key,
+        decision=decision,
+        build=summary,
+        execution_ids=[e.execution_id for e in started if e.execution_id],
+        executions=executions,
+        errors=errors,
+    )
+    return Answer(status, body)

@@ -1,0 +1,1 @@
+"""Revyl's API: `sansio` builds requests and reads answers; `client` sends them."""

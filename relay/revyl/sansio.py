@@ -1,0 +1,243 @@
+"""Revyl's API without I/O: requests as data, answers as data or a typed exception.
+
+`decipher_response(status, headers, body)` is the one place that reads an answer. Its exceptions
+say whether Revyl can have acted on the request, which is what the retry rules depend on:
+`NotStarted` errors (429, 503, a connection that never opened) are safe to retry;
+`MaybeStarted` errors (a timeout after sending, a reset, 500/502/504) are not, for execute calls.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from relay.models import Build
+
+EXECUTE_TEST = "/api/v1/execution/api/execute_test_id_async"
+EXECUTE_WORKFLOW = "/api/v1/execution/api/execute_workflow_id_async"
+TEST_STATUS = "/api/v1/tests/get_test_execution_task"
+PLATFORM_KEYS = {"ios": "ios_build", "android": "android_build"}
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One call to Revyl, as data. `idempotent` calls may be retried after an ambiguous failure."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    json: dict[str, Any] | None = None
+    params: dict[str, str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    idempotent: bool = False
+    slow: bool = False  # from-url: Revyl downloads the artifact before answering
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            **({"params": self.params} if self.params else {}),
+            "headers": {"Authorization": "Bearer ***", **self.headers},
+            **({"body": self.json} if self.json is not None else {}),
+        }
+
+
+class RevylError(Exception):
+    """Revyl refused or failed a call. `status` is Revyl's HTTP status (None: no answer)."""
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+class NotStarted(RevylError):
+    """Revyl cannot have acted on the request: safe to retry."""
+
+
+class MaybeStarted(RevylError):
+    """Revyl may have acted on the request: retrying an execute call could start a second run."""
+
+
+class Refused(RevylError):
+    """A final 4xx (bad token, no device time, unknown test, validation): retrying will not help."""
+
+
+def ci_headers(build: Build, client_name: str) -> dict[str, str]:
+    """`X-Revyl-Client` and the `X-CI-*` headers; unknown values are left out, not sent empty."""
+    values = {
+        "X-Revyl-Client": client_name,
+        "X-CI-System": build.system,
+        "X-CI-Commit-SHA": build.commit,
+        "X-CI-Branch": build.branch,
+        "X-CI-PR-Number": str(build.pr_number) if build.pr_number else None,
+        "X-CI-Run-URL": build.build_url,
+        "X-CI-Run-ID": build.run_id,
+        "X-CI-Repository": build.repository,
+    }
+    return {name: value for name, value in values.items() if value}
+
+
+def build_metadata(build: Build) -> dict[str, Any]:
+    """Metadata stored with an ingested build, in the keys Revyl's own clients use."""
+    values = {
+        "source": "revyl-relay",
+        "ci_system": build.system,
+        "commit_sha": build.commit,
+        "branch": build.branch,
+        "pr_number": build.pr_number,
+        "ci_run_url": build.build_url,
+        "ci_run_id": build.run_id,
+        "scm_repo": build.repository,
+        "platform": build.platform,
+        "app_identifier": build.app,
+        "app_version": build.version,
+        "build_number": build.build_number,
+    }
+    return {key: value for key, value in values.items() if value not in (None, "")}
+
+
+def execute_test(
+    test_id: str, build_version_id: str | None, build: Build, client_name: str
+) -> ApiRequest:
+    body: dict[str, Any] = {"test_id": test_id, "source": "ci_cd"}
+    if build_version_id:
+        body["build_version_id"] = build_version_id
+    return ApiRequest("POST", EXECUTE_TEST, json=body, headers=ci_headers(build, client_name))
+
+
+def execute_workflow(
+    workflow_id: str,
+    build: Build,
+    client_name: str,
+    app_id: str | None = None,
+    pinned_version: str | None = None,
+) -> ApiRequest:
+    body: dict[str, Any] = {"workflow_id": workflow_id}
+    if app_id and build.platform:
+        platform_app = {"app_id": app_id, "pinned_version": pinned_version}
+        body["build_config"] = {PLATFORM_KEYS[build.platform]: platform_app}
+        body["override_build_config"] = True
+    return ApiRequest("POST", EXECUTE_WORKFLOW, json=body, headers=ci_headers(build, client_name))
+
+
+def ingest_build(
+    app_id: str, from_url: str, version: str, build: Build, headers: Mapping[str, str] | None
+) -> ApiRequest:
+    body: dict[str, Any] = {
+        "from_url": from_url,
+        "version": version,
+        "metadata": build_metadata(build),
+    }
+    if headers:
+        body["headers"] = dict(headers)
+    path = f"/api/v1/apps/{app_id}/builds/from-url"
+    return ApiRequest("POST", path, json=body, idempotent=True, slow=True)
+
+
+def list_builds(app_id: str, search: str, page: int, page_size: int = 100) -> ApiRequest:
+    params = {"search": search, "page": str(page), "page_size": str(page_size)}
+    return ApiRequest("GET", f"/api/v1/apps/{app_id}/builds", params=params, idempotent=True)
+
+
+def execution_status(task_id: str) -> ApiRequest:
+    return ApiRequest("GET", TEST_STATUS, params={"task_id": task_id}, idempotent=True)
+
+
+def report_url(app_url: str, kind: Literal["test", "workflow"], task_id: str) -> str:
+    return f"{app_url}/{kind}s/report?taskId={task_id}"
+
+
+def error_message(body: bytes) -> str:
+    """Revyl's own words from an error body, whatever its shape."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace").strip()
+        return text[:200] or "no message"
+    if isinstance(data, dict):
+        for key in ("detail", "message", "error", "errors"):
+            if key in data:
+                return _flatten(data[key])
+    return _flatten(data)
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return _flatten(value.get("message") or value.get("msg") or json.dumps(value))
+    if isinstance(value, list):
+        parts = []
+        for item in value:
+            where = ".".join(str(p) for p in item.get("loc", ())) if isinstance(item, dict) else ""
+            parts.append(f"{where}: {_flatten(item)}" if where else _flatten(item))
+        return "; ".join(parts)
+    return json.dumps(value)
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    parsed = email.utils.parsedate_to_datetime(value) if "," in value else None
+    return max(0.0, parsed.timestamp() - (now or time.time())) if parsed else None
+
+
+def decipher_response(status: int, headers: Mapping[str, str], body: bytes) -> Any:
+    """Revyl's answer as data, or the exception that says what happened."""
+    if 200 <= status < 300:
+        try:
+            return json.loads(body) if body else None
+        except ValueError:
+            raise MaybeStarted(
+                f"Revyl answered {status} with a body that is not JSON", status
+            ) from None
+    message = error_message(body)
+    if status in (429, 503):
+        raise NotStarted(f"Revyl answered {status}: {message}", status, retry_after(headers))
+    if status >= 500:
+        raise MaybeStarted(f"Revyl answered {status}: {message}", status)
+    raise Refused(f"Revyl refused ({status}): {message}", status)
+
+
+@dataclass(frozen=True)
+class Started:
+    execution_id: str
+    status: str
+
+
+def read_started(data: Any) -> Started:
+    """The execution id from an execute answer. A 200 with status `failed` is a failed dispatch."""
+    if not isinstance(data, dict):
+        raise MaybeStarted("Revyl's answer has no execution id")
+    execution_id = data.get("task_id") or data.get("id")
+    status = str(data.get("status") or "queued")
+    if status == "failed":
+        raise Refused(f"Revyl could not start it: {data.get('message') or 'status failed'}", 200)
+    if not execution_id:
+        raise MaybeStarted("Revyl's answer has no execution id")
+    return Started(str(execution_id), status)
+
+
+def read_build_page(data: Any, version: str) -> tuple[str | None, bool]:
+    """The id of the build labelled exactly `version` on this page, and whether more follow."""
+    if not isinstance(data, dict):
+        raise MaybeStarted("Revyl's build list is not a JSON object")
+    items = data.get("items") or []
+    match = next((i for i in items if isinstance(i, dict) and i.get("version") == version), None)
+    return (str(match["id"]) if match and match.get("id") else None), bool(data.get("has_next"))
+
+
+def read_ingested(data: Any) -> str:
+    if not isinstance(data, dict) or not data.get("id"):
+        raise MaybeStarted("Revyl's from-url answer has no build id")
+    return str(data["id"])

@@ -1,0 +1,129 @@
+"""Routing, pure: which routes a build matches, and what each would start.
+
+No I/O here: `plan_event` turns a build and the configured routes into `RoutePlan`s that the
+pipeline then carries out against Revyl (or prints, in dry-run and `simulate`).
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from relay.config import Route
+from relay.models import Artifact, Build
+
+INSTALLABLE_KINDS = {"android": ("apk",), "ios": ("tar.gz", "tgz", "app", "zip", "ipa")}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One test or workflow of one route: the unit that is started, recorded and deduplicated."""
+
+    route: str
+    test_id: str | None = None
+    workflow_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        kind, ident = ("test", self.test_id) if self.test_id else ("workflow", self.workflow_id)
+        return f"{self.route}/{kind}/{ident}"
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """What one matched route will do for one build."""
+
+    route: Route
+    targets: tuple[Target, ...]
+    version_label: str | None = None
+    artifact: Artifact | None = None
+    problem: str | None = None  # why the route cannot run for this build (nothing is started)
+
+    @property
+    def mode(self) -> str:
+        return self.route.build.mode
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "route": self.route.name,
+            "build_mode": self.mode,
+            "app_id": self.route.build.app_id,
+            "version_label": self.version_label,
+            "artifact": self.artifact.name if self.artifact else None,
+            "tests": [t.test_id for t in self.targets if t.test_id],
+            "workflows": [t.workflow_id for t in self.targets if t.workflow_id],
+            **({"problem": self.problem} if self.problem else {}),
+        }
+
+
+def route_matches(route: Route, build: Build) -> bool:
+    for field, pattern in route.when.given().items():
+        value = getattr(build, field)
+        if value is None or not fnmatchcase(str(value), pattern):
+            return False
+    return True
+
+
+def match_routes(routes: list[Route], build: Build) -> list[Route]:
+    return [route for route in routes if route_matches(route, build)]
+
+
+class MissingFields(ValueError):
+    pass
+
+
+def render(template: str, build: Build) -> str:
+    """Fill a `{field}` template from the build; every field it names must be known."""
+    names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    missing = [name for name in names if getattr(build, name, None) in (None, "")]
+    if missing:
+        raise MissingFields(f"the build has no {', '.join(missing)}")
+    return template.format_map({name: getattr(build, name) for name in names})
+
+
+def pick_artifact(build: Build, asset_glob: str | None) -> Artifact | None:
+    """The artifact to ingest: the one the `asset` glob names, else the platform's installable."""
+    if asset_glob:
+        return next((a for a in build.artifacts if fnmatchcase(a.name, asset_glob)), None)
+    kinds = INSTALLABLE_KINDS.get(build.platform or "", ())
+    preferred = [a for a in build.artifacts if a.kind in kinds]
+    return (preferred or list(build.artifacts) or [None])[0]
+
+
+def plan_route(route: Route, build: Build, tests: tuple[str, ...] | None = None) -> RoutePlan:
+    test_ids = tests if tests is not None else tuple(route.tests)
+    workflows = () if tests is not None else tuple(route.workflows)
+    targets = tuple(Target(route.name, test_id=t) for t in test_ids) + tuple(
+        Target(route.name, workflow_id=w) for w in workflows
+    )
+    spec = route.build
+    needs_label = spec.mode != "attached" or (workflows and spec.app_id)
+    if build.build_version_id and spec.mode == "ingest" and not workflows:
+        needs_label = False  # the sender named the Revyl build: nothing to ingest
+    label, artifact, problem = None, None, None
+    if needs_label:
+        try:
+            label = render(spec.version_label, build)
+        except MissingFields as exc:
+            problem = f"version_label {spec.version_label!r}: {exc}"
+    if spec.mode == "ingest" and not build.build_version_id and problem is None:
+        artifact = pick_artifact(build, spec.asset)
+        if artifact is None:
+            wanted = f"matching {spec.asset!r}" if spec.asset else "to ingest"
+            problem = f"the build has no artifact {wanted}"
+    if workflows and spec.app_id and not build.platform and problem is None:
+        problem = "workflows pin the build per platform, and the build has no platform"
+    return RoutePlan(route, targets, label, artifact, problem)
+
+
+def plan_event(routes: list[Route], build: Build, named: tuple[str, ...] = ()) -> list[RoutePlan]:
+    """Plan every route the build matches (or the routes named by the sender).
+
+    A build that names its own `test_ids` runs exactly those, once, under the first matching
+    route (for its build settings); the routes' own tests and workflows are not started.
+    """
+    chosen = [r for r in routes if r.name in named] if named else match_routes(routes, build)
+    if build.test_ids and chosen:
+        return [plan_route(chosen[0], build, tests=build.test_ids)]
+    return [plan_route(route, build) for route in chosen]

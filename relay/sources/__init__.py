@@ -1,0 +1,144 @@
+"""Build systems, one module each behind one small interface.
+
+A source turns one delivery (headers + raw body) into an `Event`: `verify` checks the
+sender's signature on the raw bytes, `parse` reads the payload. Both are pure. Sources whose
+payloads are thin may `enrich` the build from their system's API, and may mint an artifact's
+download link right before Revyl fetches it (`artifact_link`); those are the only I/O steps.
+
+Adding a build system = one module here named after its `type` (dashes become underscores)
+holding a `Source` subclass whose `type` is that name (with its own `Settings` if it needs
+more than a signing secret), plus its tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from relay.config import SourceSettings
+from relay.errors import BadRequest
+
+if TYPE_CHECKING:
+    from relay.models import Artifact, Build, Event
+    from relay.secrets import SecretReader
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook request as sent: lower-cased headers, the raw body, when it came."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: float
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class ArtifactLink:
+    """A URL Revyl can fetch, with the headers (if any) it must send."""
+
+    url: str
+    headers: Mapping[str, str] | None = None
+
+
+class Source:
+    """One configured source (`sources.<name>` in the config)."""
+
+    type: ClassVar[str]
+    Settings: ClassVar[type[SourceSettings]] = SourceSettings
+
+    def __init__(self, name: str, settings: SourceSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    def verify(self, delivery: Delivery, secret: str) -> None:
+        """Raise `Unauthorized` unless the delivery is signed with `secret`."""
+        raise NotImplementedError
+
+    def parse(self, delivery: Delivery) -> Event:
+        """Read a verified delivery. Raise `BadRequest` for a malformed payload."""
+        raise NotImplementedError
+
+    def enrich(self, event: Event, secrets: SecretReader) -> Event:
+        """Fill what the payload lacks from the build system's API. Default: nothing to add."""
+        return event
+
+    def artifact_link(
+        self, build: Build, artifact: Artifact, secrets: SecretReader
+    ) -> ArtifactLink:
+        """The link Revyl downloads `artifact` from. Default: the URL the payload gave."""
+        if not artifact.url:
+            raise BadRequest(f"artifact {artifact.name!r} has no download URL")
+        return ArtifactLink(artifact.url)
+
+
+def module_name(source_type: str) -> str:
+    return source_type.replace("-", "_")
+
+
+def known_types() -> list[str]:
+    modules = pkgutil.iter_modules(__path__)
+    return sorted(m.name.replace("_", "-") for m in modules if not m.name.startswith("_"))
+
+
+def source_class(source_type: str) -> type[Source]:
+    if (
+        not source_type.replace("-", "").replace("_", "").isalnum()
+        or source_type not in known_types()
+    ):
+        raise ValueError(f"unknown source type {source_type!r}; known: {', '.join(known_types())}")
+    module = importlib.import_module(f"{__name__}.{module_name(source_type)}")
+    for candidate in vars(module).values():
+        is_source = isinstance(candidate, type) and issubclass(candidate, Source)
+        if is_source and getattr(candidate, "type", None) == source_type:
+            return candidate
+    raise ValueError(f"module {module.__name__} defines no Source with type {source_type!r}")
+
+
+def settings_model(source_type: str) -> type[SourceSettings]:
+    return source_class(source_type).Settings
+
+
+def build_source(name: str, settings: SourceSettings) -> Source:
+    return source_class(settings.type)(name, settings)
+
+
+def text(value: Any) -> str | None:
+    """A payload value as a non-empty string, or None (numbers become strings)."""
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    result = str(value).strip()
+    return result or None
+
+
+def artifact_kind(name: str) -> str | None:
+    lowered = name.lower().split("?", 1)[0]
+    for suffix in (".tar.gz", ".apk", ".aab", ".ipa", ".app", ".zip", ".tgz"):
+        if lowered.endswith(suffix):
+            return suffix[1:]
+    return None
+
+
+def artifact_from_url(url: str, name: str | None = None) -> Artifact:
+    from relay.models import Artifact
+
+    name = name or url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return Artifact(name=name, url=url, kind=artifact_kind(name))
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """Parse a JSON object body, or raise BadRequest saying what is wrong."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    return data

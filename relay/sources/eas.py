@@ -1,0 +1,69 @@
+"""Expo EAS build webhooks (`eas webhook:create --event BUILD`).
+
+`expo-signature` is HMAC-SHA1 of the raw body, hex, with or without a `sha1=` prefix. EAS sends
+only terminal states and retries on any answer outside 200-399.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from relay.errors import BadRequest
+from relay.models import Build, Event
+from relay.signatures import verify_hex_hmac
+from relay.sources import Delivery, Source, artifact_from_url, json_object, text
+
+IGNORED_STATUSES = {"errored": "the build errored", "canceled": "the build was canceled"}
+
+
+class EasSource(Source):
+    type = "eas"
+
+    def verify(self, delivery: Delivery, secret: str) -> None:
+        verify_hex_hmac(
+            delivery.header("expo-signature"),
+            secret=secret,
+            message=delivery.body,
+            digest=hashlib.sha1,
+            prefixes=("sha1=",),
+        )
+
+    def parse(self, delivery: Delivery) -> Event:
+        payload = json_object(delivery.body)
+        build_id = text(payload.get("id"))
+        status = text(payload.get("status"))
+        if not build_id or not status:
+            raise BadRequest("EAS payload needs `id` and `status`")
+        key = f"{self.name}:{build_id}:{status}"
+        if "submissionDetailsPageUrl" in payload or "turtleBuildId" in payload:
+            return Event(key, ignored="EAS Submit events are not builds (subscribe to BUILD)")
+        if status != "finished":
+            reason = IGNORED_STATUSES.get(status, f"build status {status!r} is not finished")
+            return Event(key, ignored=reason)
+        return Event(key, build=self._build(payload, build_id))
+
+    def _build(self, payload: dict[str, Any], build_id: str) -> Build:
+        metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+        artifacts = payload.get("artifacts") if isinstance(payload.get("artifacts"), dict) else {}
+        platform = text(payload.get("platform"))
+        if platform not in (None, "ios", "android"):
+            raise BadRequest(f"EAS platform {platform!r} is neither ios nor android")
+        artifact_url = text(artifacts.get("buildUrl"))
+        return Build(
+            source=self.name,
+            system="expo-eas",
+            platform=platform,
+            app=text(metadata.get("appIdentifier")),
+            version=text(metadata.get("appVersion")),
+            build_number=text(metadata.get("appBuildVersion")),
+            commit=text(metadata.get("gitCommitHash")),
+            branch=text(payload.get("gitRef")),
+            profile=text(metadata.get("buildProfile")),
+            build_id=build_id,
+            build_url=text(payload.get("buildDetailsPageUrl")),
+            run_id=build_id,
+            artifact_url=artifact_url,
+            artifacts=(artifact_from_url(artifact_url),) if artifact_url else (),
+            actor=text(metadata.get("username")),
+        )

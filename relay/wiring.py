@@ -1,0 +1,65 @@
+"""Assembles a `Relay` from the config and the environment: the adapters it talks through."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from relay.config import RelayConfig, missing_environment, source_secret_refs, token_is_set
+from relay.errors import ConfigError
+from relay.events import build_store
+from relay.pipeline import Relay
+from relay.revyl.client import RequestsRevylClient
+from relay.secrets import ENDPOINT_VARIABLE, SecretManagerBackend, Secrets
+
+log = logging.getLogger("relay")
+
+
+def project_id(config: RelayConfig, environ: Mapping[str, str]) -> str | None:
+    return (
+        config.secrets.project or environ.get("GOOGLE_CLOUD_PROJECT") or environ.get("GCP_PROJECT")
+    )
+
+
+def check_startup(config: RelayConfig, environ: Mapping[str, str]) -> None:
+    """What can be checked without I/O: env secrets set, a project for Secret Manager names."""
+    problems = missing_environment(config, environ)
+    if not project_id(config, environ):
+        refs = [ref for s in config.sources.values() for _, ref in source_secret_refs(s)]
+        refs.append(config.revyl.token) if config.revyl.token else None
+        short = sorted(
+            {r.secret for r in refs if r and r.secret and not r.secret.startswith("projects/")}
+        )
+        if short:
+            problems.append(
+                f"secrets {short} are Secret Manager short names: set GOOGLE_CLOUD_PROJECT"
+            )
+        if config.dedup.store == "firestore":
+            problems.append("dedup.store firestore needs a project: set GOOGLE_CLOUD_PROJECT")
+    if problems:
+        raise ConfigError("the relay cannot start:\n" + "\n".join(problems))
+
+
+def build_relay(config: RelayConfig, environ: Mapping[str, str] = os.environ) -> Relay:
+    check_startup(config, environ)
+    project = project_id(config, environ)
+    secrets = Secrets(
+        SecretManagerBackend(environ.get(ENDPOINT_VARIABLE)),
+        project=project,
+        ttl_seconds=config.secrets.ttl_seconds,
+        environ=environ,
+    )
+    dry_run = not token_is_set(config, environ)
+    if dry_run:
+        log.warning(
+            "dry-run: no Revyl token is configured, so webhooks are verified and routed "
+            "but nothing is started (set revyl.token, e.g. {env: REVYL_API_KEY})"
+        )
+    return Relay(
+        config,
+        secrets=secrets,
+        revyl=RequestsRevylClient(config.revyl),
+        store=build_store(config.dedup, project),
+        dry_run=dry_run,
+    )
