@@ -7,6 +7,7 @@ here, once.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -71,7 +72,10 @@ def handle_request(relay: Relay, request: flask.Request) -> flask.Response:
         log.exception("unexpected error")
         answer = Answer(500, RelayResponse(decision="failed", reason="internal error"))
     log_answer(request, answer, started)
-    payload = answer.body.model_dump_json(exclude_none=True)
+    if answer.reply is not None:
+        payload = json.dumps(answer.reply)
+    else:
+        payload = answer.body.model_dump_json(exclude_none=True)
     return flask.Response(payload, answer.status, answer.headers, mimetype="application/json")
 
 

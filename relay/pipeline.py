@@ -33,10 +33,13 @@ R = TypeVar("R")
 
 @dataclass
 class Answer:
+    """An HTTP answer: `body` is what is logged and, unless a source gives its own `reply`
+    (Slack's Block Kit), what is sent."""
+
     status: int
     body: RelayResponse
     headers: dict[str, str] = field(default_factory=dict)
-    source: str | None = None
+    reply: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class Relay:
             raise UnknownSource(f"no source named {source_name!r}; POST to /<source name>")
         source.verify(delivery, self.secrets.read(source.settings.secret))
         event = source.parse(delivery)
+        answer = source.respond(event, self)
+        if answer is not None:
+            return answer
         if event.ignored or event.build is None:
             return ignored(event, event.ignored or "nothing to do")
         return self.trigger(source, source.enrich(event, self.secrets))
