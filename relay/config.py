@@ -180,17 +180,7 @@ class RelayConfig(Strict):
     @field_validator("sources", mode="before")
     @classmethod
     def _typed_sources(cls, raw: Any) -> Any:
-        if not isinstance(raw, Mapping):
-            return raw
-        from relay.sources import settings_model
-
-        typed: dict[str, Any] = {}
-        for name, settings in raw.items():
-            if not isinstance(settings, Mapping):
-                raise ValueError(f"source {name!r} must be a mapping")
-            settings = {"type": name, **settings}
-            typed[name] = settings_model(settings["type"]).model_validate(settings)
-        return typed
+        return typed_sources(raw) if isinstance(raw, Mapping) else raw
 
     @field_validator("sources")
     @classmethod
@@ -216,6 +206,22 @@ class RelayConfig(Strict):
         return next((r for r in self.routes if r.name == name), None)
 
 
+def typed_sources(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate each source with its type's own settings model (`type` defaults to the key)."""
+    from relay.sources import settings_model
+
+    typed: dict[str, Any] = {}
+    for name, settings in raw.items():
+        if isinstance(settings, SourceSettings):
+            typed[name] = settings
+            continue
+        if not isinstance(settings, Mapping):
+            raise ValueError(f"source {name!r} must be a mapping")
+        settings = {"type": name, **settings}
+        typed[name] = settings_model(str(settings["type"])).model_validate(settings)
+    return typed
+
+
 def _glob_matches(pattern: str, value: str) -> bool:
     from fnmatch import fnmatchcase
 
@@ -239,9 +245,27 @@ def parse_config(text: str, origin: str = "config") -> RelayConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: the top level must be a mapping with `sources` and `routes`")
     try:
+        if isinstance(data.get("sources"), Mapping):
+            # typed here rather than in the model so errors keep their `sources.<name>.` path
+            data = {**data, "sources": _typed_sources_with_paths(data["sources"])}
         return RelayConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: {format_validation_error(exc)}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def _typed_sources_with_paths(raw: Mapping[str, Any]) -> dict[str, Any]:
+    typed = {}
+    for name, settings in raw.items():
+        try:
+            typed.update(typed_sources({name: settings}))
+        except ValidationError as exc:
+            prefixed = format_validation_error(exc).replace("\n", f"\nsources.{name}.")
+            raise ValueError(f"sources.{name}.{prefixed}") from None
+        except ValueError as exc:
+            raise ValueError(f"sources.{name}: {exc}") from None
+    return typed
 
 
 def config_path(environ: Mapping[str, str] = os.environ) -> Path:

@@ -1,0 +1,102 @@
+"""Signature checks against the published vectors and the shared samples."""
+
+import hashlib
+
+import pytest
+
+from relay.errors import Unauthorized
+from relay.signatures import (
+    hmac_hex,
+    standard_webhook_signature,
+    verify_hex_hmac,
+    verify_standard_webhook,
+)
+from tests.payloads import (
+    EAS_IOS_SIGNATURE,
+    EAS_SECRET,
+    GENERIC_HEADERS,
+    GENERIC_SECRET,
+    GENERIC_TIMESTAMP,
+    payload,
+)
+
+
+def test_published_vectors():
+    assert (
+        hmac_hex("This is my secret", b"Hello, World!", hashlib.sha256)
+        == "7f062172b01cb00b53ca068614674a3d982a34062a0f5d37687d5e3377e54657"
+    )
+    assert (
+        standard_webhook_signature(
+            GENERIC_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", b'{"test": 2432232314}'
+        )
+        == "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
+
+
+@pytest.mark.parametrize(
+    "header", [EAS_IOS_SIGNATURE, EAS_IOS_SIGNATURE[5:], EAS_IOS_SIGNATURE.upper()]
+)
+def test_hex_hmac_accepts_prefix_or_bare_hex(header):
+    body = payload("eas-build-finished-ios.json")
+    verify_hex_hmac(
+        header, secret=EAS_SECRET, message=body, digest=hashlib.sha1, prefixes=("sha1=",)
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "sha1=", "sha1=00", "sha1=ünïcödé", "\x00\xff", EAS_IOS_SIGNATURE[:-1] + "1"],
+)
+def test_hex_hmac_refuses_bad_headers(header):
+    body = payload("eas-build-finished-ios.json")
+    with pytest.raises(Unauthorized) as caught:
+        verify_hex_hmac(
+            header, secret=EAS_SECRET, message=body, digest=hashlib.sha1, prefixes=("sha1=",)
+        )
+    assert "9deefcf95c" not in caught.value.message
+
+
+def test_hex_hmac_refuses_a_changed_body():
+    body = payload("eas-build-finished-ios.json") + b" "
+    with pytest.raises(Unauthorized):
+        verify_hex_hmac(EAS_IOS_SIGNATURE, secret=EAS_SECRET, message=body, digest=hashlib.sha1)
+
+
+def test_standard_webhook_sample_verifies_and_returns_its_id():
+    body = payload("standard-webhooks-build-finished.json")
+    msg_id = verify_standard_webhook(
+        GENERIC_HEADERS, body, secret=GENERIC_SECRET, now=GENERIC_TIMESTAMP + 60
+    )
+    assert msg_id == GENERIC_HEADERS["webhook-id"]
+
+
+def test_standard_webhook_accepts_any_of_several_signatures():
+    body = payload("standard-webhooks-build-finished.json")
+    headers = {
+        **GENERIC_HEADERS,
+        "webhook-signature": "v1,bm9wZQ== " + GENERIC_HEADERS["webhook-signature"],
+    }
+    verify_standard_webhook(headers, body, secret=GENERIC_SECRET, now=GENERIC_TIMESTAMP)
+
+
+@pytest.mark.parametrize(
+    ("change", "now_offset"),
+    [
+        ({}, 301),
+        ({}, -301),
+        ({"webhook-timestamp": "soon"}, 0),
+        ({"webhook-signature": "v2,BpG57EIIC9YVojvogE5qfuhlm+HDyvXwjK1lNPAR6+I="}, 0),
+        ({"webhook-id": "msg_other"}, 0),
+        ({"webhook-signature": ""}, 0),
+    ],
+)
+def test_standard_webhook_refusals(change, now_offset):
+    body = payload("standard-webhooks-build-finished.json")
+    with pytest.raises(Unauthorized):
+        verify_standard_webhook(
+            {**GENERIC_HEADERS, **change},
+            body,
+            secret=GENERIC_SECRET,
+            now=GENERIC_TIMESTAMP + now_offset,
+        )

@@ -1,0 +1,161 @@
+"""EAS and generic payloads → normalized builds (pure: no network, no server)."""
+
+import json
+
+import pytest
+
+from relay.config import SecretRef, SourceSettings
+from relay.errors import BadRequest
+from relay.sources import Delivery, known_types, source_class
+from relay.sources.eas import EasSource
+from relay.sources.generic import GenericSource, read_build
+from tests.payloads import GENERIC_HEADERS, GENERIC_TIMESTAMP, payload
+
+SECRET = SecretRef(env="X")
+
+
+def eas() -> EasSource:
+    return EasSource("eas", SourceSettings(type="eas", secret=SECRET))
+
+
+def generic() -> GenericSource:
+    return GenericSource("ci", SourceSettings(type="generic", secret=SECRET))
+
+
+def delivery(body: bytes, headers: dict | None = None) -> Delivery:
+    return Delivery(headers or {}, body, GENERIC_TIMESTAMP)
+
+
+def test_eas_finished_ios_build():
+    event = eas().parse(delivery(payload("eas-build-finished-ios.json")))
+    assert event.key == "eas:8c1a2f3e-5b7d-4e19-9a0c-2d6f4b8e1a73:finished"
+    build = event.build
+    assert build is not None
+    assert (build.platform, build.app, build.version, build.build_number) == (
+        "ios",
+        "com.acme.shopper",
+        "2.4.0",
+        "187",
+    )
+    assert build.commit == "9f2c4e1a7b3d5f60812a4c6e8b0d2f4a6c8e0b1d"
+    assert build.profile == "preview"
+    assert build.artifact_url == "https://expo.dev/artifacts/eas/pJ4xWq8tZcL2mNvB7rKd3e.ipa"
+    assert build.artifacts[0].kind == "ipa"
+    assert build.build_url.endswith("/builds/8c1a2f3e-5b7d-4e19-9a0c-2d6f4b8e1a73")
+    assert build.branch is None
+
+
+def test_eas_errored_is_ignored_with_the_reason():
+    event = eas().parse(delivery(payload("eas-build-errored.json")))
+    assert event.key == "eas:4b0e6a27-91c5-4d3f-8e2a-6f1b7c9d0e44:errored"
+    assert event.ignored == "the build errored"
+
+
+def test_eas_canceled_and_submit_are_ignored():
+    canceled = json.loads(payload("eas-build-finished-android.json"))
+    canceled["status"] = "canceled"
+    assert eas().parse(delivery(json.dumps(canceled).encode())).ignored == "the build was canceled"
+    submit = eas().parse(delivery(payload("eas-submit-finished.json")))
+    assert "Submit" in (submit.ignored or "")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'"text"',
+        b"{}",
+        b'{"id": "x"}',
+        b"\xff\xfe",
+        b'{"id":"x","status":"finished","platform":"web"}',
+    ],
+)
+def test_eas_malformed_bodies_are_bad_requests(body):
+    with pytest.raises(BadRequest):
+        eas().parse(delivery(body))
+
+
+def test_generic_standard_webhooks_sample():
+    event = generic().parse(
+        delivery(payload("standard-webhooks-build-finished.json"), GENERIC_HEADERS)
+    )
+    assert event.key == "ci:msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
+    build = event.build
+    assert build is not None
+    assert build.system == "eas"  # the body says which system built it
+    assert (build.platform, build.app, build.version, build.build_number) == (
+        "ios",
+        "com.acme.shopper",
+        "2.4.0",
+        "187",
+    )
+    assert (build.branch, build.pr_number) == ("feature/coupon-rounding", 412)
+    assert build.artifact_url.endswith(".ipa")
+
+
+def test_generic_bare_body_with_aliases_and_explicit_ids():
+    body = {
+        "platform": "Android",
+        "app_id": "com.acme.shopper",
+        "version": 3,
+        "build_number": 42,
+        "sha": "abc",
+        "ref": "main",
+        "pr_number": "#7",
+        "artifact_url": "https://ci.example/app.apk",
+        "build_version_id": "6C1E4D2F-9B5A-4A7F-8E3B-2D4C6F8A0B12",
+        "test_ids": ["2b0f8e3c-4d5e-4f60-8b12-c3d4e5f6a7b8"],
+    }
+    build = read_build(body, source="ci", system="ci")
+    assert not isinstance(build, str)
+    assert (
+        build.platform,
+        build.version,
+        build.build_number,
+        build.commit,
+        build.branch,
+        build.pr_number,
+    ) == (
+        "android",
+        "3",
+        "42",
+        "abc",
+        "main",
+        7,
+    )
+    assert build.build_version_id == "6c1e4d2f-9b5a-4a7f-8e3b-2d4c6f8a0b12"
+    assert build.test_ids == ("2b0f8e3c-4d5e-4f60-8b12-c3d4e5f6a7b8",)
+    assert build.system == "ci"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"test_ids": ["smoke"]}, "test_ids.0"),
+        ({"build_version_id": "nope"}, "build_version_id"),
+        ({"pr_number": "twelve"}, "pr_number"),
+        ({"platform": "web"}, "platform"),
+    ],
+)
+def test_generic_invalid_fields_name_the_field(body, message):
+    with pytest.raises(BadRequest) as caught:
+        read_build(body, source="ci", system="ci")
+    assert message in caught.value.message
+
+
+def test_generic_failed_builds_and_other_event_types_are_ignored():
+    assert (
+        read_build({"status": "failure"}, source="ci", system="ci")
+        == "build status 'failure' is not a success"
+    )
+    body = json.dumps({"type": "build.started", "data": {}}).encode()
+    assert "build.started" in (generic().parse(delivery(body, GENERIC_HEADERS)).ignored or "")
+
+
+def test_every_source_module_is_discoverable():
+    for source_type in known_types():
+        assert source_class(source_type).type == source_type
+    with pytest.raises(ValueError, match="unknown source type"):
+        source_class("../etc")
