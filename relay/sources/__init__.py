@@ -61,6 +61,13 @@ class Source:
         """Raise `Unauthorized` unless the delivery is signed with `secret`."""
         raise NotImplementedError
 
+    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
+        """The headers this source's sender would put on `body`: the inverse of `verify`.
+
+        Used by `python -m relay send` and the tests; `delivery_id` fills a delivery-id header
+        for schemes that have one."""
+        raise NotImplementedError
+
     def parse(self, delivery: Delivery) -> Event:
         """Read a verified delivery. Raise `BadRequest` for a malformed payload."""
         raise NotImplementedError

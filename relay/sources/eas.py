@@ -11,7 +11,7 @@ from typing import Any
 
 from relay.errors import BadRequest
 from relay.models import Build, Event
-from relay.signatures import verify_hex_hmac
+from relay.signatures import hmac_hex, verify_hex_hmac
 from relay.sources import Delivery, Source, artifact_from_url, json_object, text
 
 IGNORED_STATUSES = {"errored": "the build errored", "canceled": "the build was canceled"}
@@ -28,6 +28,9 @@ class EasSource(Source):
             digest=hashlib.sha1,
             prefixes=("sha1=",),
         )
+
+    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
+        return {"expo-signature": "sha1=" + hmac_hex(secret, body, hashlib.sha1)}
 
     def parse(self, delivery: Delivery) -> Event:
         payload = json_object(delivery.body)

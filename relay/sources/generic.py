@@ -15,7 +15,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from relay.config import UUIDStr, format_validation_error
 from relay.errors import BadRequest
 from relay.models import Build, Event
-from relay.signatures import verify_standard_webhook
+from relay.signatures import standard_webhook_signature, verify_standard_webhook
 from relay.sources import Delivery, Source, artifact_from_url, json_object
 
 SUCCESS_STATUSES = {"success", "succeeded", "finished", "passed", "completed"}
@@ -98,6 +98,15 @@ class GenericSource(Source):
         verify_standard_webhook(
             dict(delivery.headers), delivery.body, secret=secret, now=delivery.received_at
         )
+
+    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
+        timestamp = str(int(now))
+        signature = standard_webhook_signature(secret, delivery_id, timestamp, body)
+        return {
+            "webhook-id": delivery_id,
+            "webhook-timestamp": timestamp,
+            "webhook-signature": f"v1,{signature}",
+        }
 
     def parse(self, delivery: Delivery) -> Event:
         payload = json_object(delivery.body)

@@ -159,3 +159,18 @@ def test_every_source_module_is_discoverable():
         assert source_class(source_type).type == source_type
     with pytest.raises(ValueError, match="unknown source type"):
         source_class("../etc")
+
+
+def test_sign_is_the_inverse_of_verify():
+    body = payload("eas-build-finished-ios.json")
+    assert eas().sign(body, "test-eas-secret-0123456789", 0, "x") == {
+        "expo-signature": "sha1=9deefcf95c9ff9730651ba5951a8f2c8cf570880"
+    }
+    body = payload("standard-webhooks-build-finished.json")
+    headers = generic().sign(
+        body,
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        GENERIC_TIMESTAMP,
+        GENERIC_HEADERS["webhook-id"],
+    )
+    assert headers == GENERIC_HEADERS
