@@ -1,0 +1,365 @@
+"""Quick checks of the test infrastructure itself: real sockets, real clients."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import secretmanager
+
+from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
+from tests.fakes.revyl import (
+    EXECUTE_TEST_PATH,
+    EXECUTE_WORKFLOW_PATH,
+    TEST_STATUS_PATH,
+    Delay,
+    FakeRevyl,
+    Hang,
+    Reset,
+    Status,
+    closed_port_url,
+)
+from tests.fakes.secret_manager import FakeSecretManager, crc32c
+from tests.support.function_process import REPO_ROOT, FunctionProcess, FunctionProcessError
+
+APP = "6f1c2a5e-0000-4000-8000-000000000001"
+SECRET = "projects/demo/secrets/revyl-api-key/versions/latest"
+
+
+@pytest.fixture
+def revyl() -> Iterator[FakeRevyl]:
+    with FakeRevyl() as fake:
+        yield fake
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+def execute(http: requests.Session, revyl: FakeRevyl, **kwargs: float) -> requests.Response:
+    return http.post(revyl.url + EXECUTE_TEST_PATH, json={"test_id": "t-1"}, **kwargs)
+
+
+# --- FakeRevyl: endpoints --------------------------------------------------------------
+
+
+def test_execute_test_queues_a_run_whose_status_can_be_polled(revyl, http):
+    answer = execute(http, revyl)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "queued"
+    assert body["id"] == body["task_id"]
+    (call,) = revyl.calls_to("execute_test_id_async")
+    assert (call.method, call.json, call.started) == ("POST", {"test_id": "t-1"}, True)
+    assert call.headers["content-type"] == "application/json"
+
+    status = http.get(revyl.url + TEST_STATUS_PATH, params={"task_id": body["id"]}).json()
+    assert (status["id"], status["status"], status["success"], status["test_id"]) == (
+        body["id"],
+        "running",
+        None,
+        "t-1",
+    )
+    revyl.set_status(body["id"], status="completed", success=True, progress=100.0)
+    status = http.get(revyl.url + TEST_STATUS_PATH, params={"task_id": body["id"]}).json()
+    assert (status["status"], status["success"]) == ("completed", True)
+
+    missing = http.get(revyl.url + TEST_STATUS_PATH, params={"task_id": "nope"})
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Task not found"})
+
+
+def test_validation_errors_unknown_paths_and_workflows(revyl, http):
+    answer = http.post(revyl.url + EXECUTE_TEST_PATH, json={"build_version_id": "b"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "test_id"]
+    assert revyl.started("execute_test") == []
+
+    workflow = http.post(revyl.url + EXECUTE_WORKFLOW_PATH, json={"workflow_id": "w-1"})
+    assert workflow.status_code == 200
+    assert workflow.json()["id"] == workflow.json()["task_id"]
+
+    unknown = http.get(revyl.url + "/api/v1/nothing/here")
+    assert (unknown.status_code, unknown.json()) == (404, {"detail": "Not Found"})
+    assert http.get(revyl.url + EXECUTE_TEST_PATH).status_code == 405
+
+
+def test_from_url_is_idempotent_per_app_and_version(revyl, http):
+    url = f"{revyl.url}/api/v1/apps/{APP}/builds/from-url"
+    request = {"from_url": "https://x/app.apk", "version": "1.2.3", "metadata": {"sha": "abc"}}
+    first = http.post(url, json=request).json()
+    again = http.post(url, json=request).json()
+    assert first["was_reused"] is False
+    assert again["was_reused"] is True
+    assert first["id"] == again["id"]
+    assert (first["app_id"], first["version"], first["metadata"]) == (APP, "1.2.3", {"sha": "abc"})
+    assert first["artifact_url"].startswith("s3://fake/")
+    other = http.post(url, json={**request, "version": "1.2.4"}).json()
+    assert other["id"] != first["id"]
+    assert http.post(url, json={"version": "1"}).status_code == 422
+
+
+def test_build_lookup_is_a_substring_search_with_paging(revyl, http):
+    ids = {v: revyl.add_build(APP, v) for v in ["1.0", "1.0.1", "11.0", "2.0", "v1.0-RC"]}
+    assert revyl.add_build(APP, "1.0") == ids["1.0"]
+    url = f"{revyl.url}/api/v1/apps/{APP}/builds"
+
+    found = http.get(url, params={"search": "1.0"}).json()
+    assert {item["version"] for item in found["items"]} == {"1.0", "1.0.1", "11.0", "v1.0-RC"}
+    assert found["page_size"] == 20
+    assert http.get(url, params={"search": "rc"}).json()["total"] == 1
+
+    page1 = http.get(url, params={"search": "1.0", "page_size": 3}).json()
+    page2 = http.get(url, params={"search": "1.0", "page_size": 3, "page": 2}).json()
+    assert (page1["total"], page1["total_pages"], page1["has_next"]) == (4, 2, True)
+    assert (len(page2["items"]), page2["has_next"], page2["has_previous"]) == (1, False, True)
+    assert http.get(url, params={"page_size": 101}).status_code == 422
+    assert http.get(f"{revyl.url}/api/v1/apps/other/builds").json()["items"] == []
+
+
+def test_token_is_required_when_set(http):
+    with FakeRevyl(token="rev_test") as revyl:
+        refused = execute(http, revyl)
+        assert (refused.status_code, refused.json()) == (401, {"detail": "Invalid API key"})
+        http.headers["Authorization"] = "Bearer rev_test"
+        assert execute(http, revyl).status_code == 200
+        assert len(revyl.started(EXECUTE_TEST_PATH)) == 1
+
+
+# --- FakeRevyl: faults, latency, lifecycle ---------------------------------------------------
+
+
+def test_scripted_faults_are_consumed_in_order(revyl, http):
+    revyl.fail(
+        "execute_test",
+        Status(429, headers={"Retry-After": "1"}),
+        Status(402, {"detail": "free device time is used up"}),
+        Reset(),
+    )
+    limited = execute(http, revyl)
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "1")
+    assert execute(http, revyl).json() == {"detail": "free device time is used up"}
+    with pytest.raises(requests.ConnectionError):
+        execute(http, revyl)
+    assert execute(http, revyl).status_code == 200
+    assert [c.status for c in revyl.calls] == [429, 402, None, 200]
+    assert len(revyl.calls_to(EXECUTE_TEST_PATH)) == 4
+    assert len(revyl.started(EXECUTE_TEST_PATH)) == 1
+
+
+def test_hang_times_the_client_out_but_the_run_starts(revyl, http):
+    revyl.fail("execute_test", Hang(2))
+    with pytest.raises(requests.ReadTimeout):
+        execute(http, revyl, timeout=0.5)
+    assert len(revyl.started("execute_test")) == 1
+
+
+def test_processed_faults_and_fail_always(revyl, http):
+    revyl.fail("execute_test", Status(503, processed=True), Reset(processed=True))
+    assert execute(http, revyl).status_code == 503
+    with pytest.raises(requests.ConnectionError):
+        execute(http, revyl)
+    assert len(revyl.started("execute_test")) == 2
+
+    revyl.fail_always("builds", Status(500, body=b"<pre>boom</pre>", content_type="text/html"))
+    for _ in range(2):
+        broken = http.get(f"{revyl.url}/api/v1/apps/{APP}/builds")
+        assert (broken.status_code, broken.text) == (500, "<pre>boom</pre>")
+    revyl.reset()
+    assert revyl.calls == []
+    assert http.get(f"{revyl.url}/api/v1/apps/{APP}/builds").status_code == 200
+
+
+def test_latency_and_delay(revyl, http):
+    revyl.fail("execute_test", Delay(0.3))
+    started = time.monotonic()
+    assert execute(http, revyl).status_code == 200
+    assert time.monotonic() - started >= 0.3
+    revyl.latency = 0.2
+    started = time.monotonic()
+    execute(http, revyl)
+    assert time.monotonic() - started >= 0.2
+
+
+def test_keep_alive_requests_are_fast(revyl, http):
+    """50 POSTs on one connection: a Nagle/delayed-ACK stall would cost 40 ms each."""
+    started = time.monotonic()
+    for _ in range(50):
+        execute(http, revyl)
+    assert time.monotonic() - started < 1.0
+
+
+def test_stopped_fake_and_closed_port_refuse_connections(http):
+    revyl = FakeRevyl().start()
+    assert execute(http, revyl).status_code == 200  # leaves an idle keep-alive connection
+    revyl.stop()
+    with pytest.raises(requests.ConnectionError):
+        execute(http, revyl, timeout=2)
+    revyl.start()  # same port again
+    try:
+        assert execute(http, revyl).status_code == 200
+    finally:
+        revyl.stop()
+    with pytest.raises(requests.ConnectionError):
+        http.get(closed_port_url(), timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "path"),
+    [
+        ("tests.fakes.revyl", ["--latency", "0.01"], EXECUTE_TEST_PATH),
+        (
+            "tests.fakes.secret_manager",
+            ["--set", "revyl-api-key=rev_test"],
+            f"/v1/{SECRET}:access",
+        ),
+    ],
+)
+def test_fakes_run_as_processes(module, args, path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", "0", *args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()
+        assert line[0] == "READY"
+        method = "POST" if module.endswith("revyl") else "GET"
+        answer = requests.request(method, line[1] + path, json={"test_id": "t"}, timeout=5)
+        assert answer.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# --- FakeSecretManager with the real client ------------------------------------------------
+
+
+@pytest.fixture
+def secrets() -> Iterator[FakeSecretManager]:
+    with FakeSecretManager() as fake:
+        yield fake
+
+
+def sm_client(fake: FakeSecretManager) -> secretmanager.SecretManagerServiceClient:
+    return secretmanager.SecretManagerServiceClient(
+        transport="rest",
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=fake.url),
+    )
+
+
+def test_secret_round_trip_with_the_real_client(secrets):
+    secrets.set("revyl-api-key", "rev_test")
+    client = sm_client(secrets)
+    answer = client.access_secret_version(name=SECRET)
+    assert answer.payload.data == b"rev_test"
+    assert answer.payload.data_crc32c == crc32c(b"rev_test")
+    secrets.set("revyl-api-key", "rev_new")
+    assert client.access_secret_version(name=SECRET).payload.data == b"rev_new"
+    old = client.access_secret_version(name="projects/demo/secrets/revyl-api-key/versions/1")
+    assert old.payload.data == b"rev_test"
+    (call,) = secrets.calls[:1]
+    assert (call.method, call.path) == ("GET", f"/v1/{SECRET}:access")
+    assert secrets.access_count() == 3
+    assert secrets.access_count("revyl-api-key") == 3
+
+
+def test_missing_secret_and_outage(secrets):
+    client = sm_client(secrets)
+    with pytest.raises(gexc.NotFound, match="not found or has no versions"):
+        client.access_secret_version(name=SECRET)
+    secrets.set("revyl-api-key", "x")
+    secrets.delete("revyl-api-key")
+    with pytest.raises(gexc.NotFound):
+        client.access_secret_version(name=SECRET)
+    secrets.down = True
+    with pytest.raises(gexc.ServiceUnavailable):
+        client.access_secret_version(name=SECRET, retry=None, timeout=2)
+    assert secrets.access_count("revyl-api-key") == 3
+    assert crc32c(b"123456789") == 0xE3069283  # the published check value
+
+
+# --- Firestore emulator -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[FirestoreEmulator]:
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with FirestoreEmulator() as emu:
+        yield emu
+
+
+def test_firestore_emulator_create_and_transaction(emulator, monkeypatch):
+    from google.cloud import firestore
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
+    db = firestore.Client(project="demo")
+    ref = db.collection("deliveries").document("d-1")
+    ref.create({"n": 1})
+    with pytest.raises(gexc.AlreadyExists):
+        ref.create({"n": 2})
+
+    @firestore.transactional
+    def bump(transaction: firestore.Transaction) -> None:
+        snapshot = ref.get(transaction=transaction)
+        transaction.update(ref, {"n": snapshot.get("n") + 1})
+
+    bump(db.transaction())
+    assert ref.get().to_dict() == {"n": 2}
+
+    port = emulator.port
+    emulator.restart()
+    assert emulator.port == port
+    assert not firestore.Client(project="demo").document("deliveries/d-1").get().exists
+
+
+# --- FunctionProcess -----------------------------------------------------------------------
+
+THROWAWAY_MAIN = """
+    import sys
+    import functions_framework
+
+    print("booting", flush=True)
+
+    @functions_framework.http
+    def relay_webhook(request):
+        print(f"handled {request.path}", file=sys.stderr)
+        return "ok " + request.path
+"""
+
+
+def test_function_process_serves_and_captures_logs(tmp_path: Path):
+    (tmp_path / "main.py").write_text(textwrap.dedent(THROWAWAY_MAIN))
+    with FunctionProcess(env={"SOME_SETTING": "1"}, cwd=tmp_path) as fn:
+        assert fn.health_status == 200
+        assert requests.get(fn.url + "/eas", timeout=5).text == "ok /eas"
+        deadline = time.monotonic() + 5
+        while "handled /eas" not in fn.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "booting" in fn.log_text()
+        assert "handled /eas" in fn.log_text()
+    assert fn.returncode is not None
+
+
+def test_function_process_reports_a_failed_start(tmp_path: Path):
+    (tmp_path / "main.py").write_text("raise SystemExit('missing configuration XYZ')\n")
+    with pytest.raises(FunctionProcessError, match="missing configuration XYZ"):
+        FunctionProcess(cwd=tmp_path).start()
