@@ -1,0 +1,89 @@
+"""A thin adapter for build systems' own APIs (enrichment): JSON over one pooled session.
+
+Failures become relay errors a sender can act on: the API refusing (401/403/404/4xx) is a 502
+that names the system and status; a timeout, a refused connection or a 5xx is a 503 with
+`Retry-After`, since a redelivery may well succeed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from relay.config import SecretRef, Strict
+from relay.errors import Unavailable, UpstreamError
+
+
+class ApiSettings(Strict):
+    """`api:` under a source: where its API is, and the credential to call it with."""
+
+    url: str
+    token: SecretRef | None = None
+    timeout: float = Field(10.0, gt=0)
+
+
+class SourceApi:
+    def __init__(self, system: str, base_url: str, timeout: float) -> None:
+        import requests
+
+        self._requests = requests
+        self.system = system
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else self.base_url + path
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        requests = self._requests
+        try:
+            answer = self.session.request(
+                method,
+                self.url(path),
+                headers=dict(headers or {}),
+                json=json_body,
+                params=params,
+                timeout=self.timeout,
+            )
+        except requests.Timeout:
+            raise Unavailable(
+                f"the {self.system} API did not answer in {self.timeout:g}s"
+            ) from None
+        except requests.RequestException as exc:
+            message = f"the {self.system} API could not be reached ({type(exc).__name__})"
+            raise Unavailable(message) from None
+        return self.decipher(answer.status_code, answer.content)
+
+    def decipher(self, status: int, body: bytes) -> Any:
+        if status >= 500 or status == 429:
+            raise Unavailable(f"the {self.system} API answered {status}")
+        if status >= 400:
+            raise UpstreamError(f"the {self.system} API refused ({status}): {_message(body)}")
+        try:
+            return json.loads(body) if body else None
+        except ValueError:
+            raise UpstreamError(f"the {self.system} API answered {status} with non-JSON") from None
+
+
+def _message(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")[:200] or "no message"
+    if isinstance(data, dict):
+        for key in ("message", "error", "error_msg", "detail", "errors"):
+            if data.get(key):
+                return str(data[key])[:200]
+    return str(data)[:200]
