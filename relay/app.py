@@ -52,8 +52,7 @@ def respond(relay: Relay, request: flask.Request) -> Answer:
     name = request.path.strip("/")
     if request.method != "POST":
         raise MethodNotAllowed(f"{request.method} is not allowed: POST a webhook to /<source>")
-    if name not in relay.sources:
-        return relay.handle(name, Delivery({}, b"", time.time()))  # raises UnknownSource
+    relay.source(name)  # an unknown path is a 404 before the body is read
     body = read_body(request)
     headers = {key.lower(): value for key, value in request.headers.items()}
     return relay.handle(name, Delivery(headers, body, time.time()))

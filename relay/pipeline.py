@@ -74,10 +74,14 @@ class Relay:
 
     # bytes in → event
 
-    def handle(self, source_name: str, delivery: Delivery) -> Answer:
-        source = self.sources.get(source_name)
+    def source(self, name: str) -> Source:
+        source = self.sources.get(name)
         if source is None:
-            raise UnknownSource(f"no source named {source_name!r}; POST to /<source name>")
+            raise UnknownSource(f"no source named {name!r}; POST to /<source name>")
+        return source
+
+    def handle(self, source_name: str, delivery: Delivery) -> Answer:
+        source = self.source(source_name)
         source.verify(delivery, self.secrets.read(source.settings.secret))
         event = source.parse(delivery)
         answer = source.respond(event, self)
@@ -123,12 +127,13 @@ class Relay:
         event_key: str,
     ) -> list[Execution]:
         deadline = time.monotonic() + self.config.revyl.retry_deadline
-        pending = [p for p in plans if any(t.key not in _started(previous) for t in p.targets)]
+        already = {key for key, e in previous.items() if e.outcome == "started"}
+        pending = [p for p in plans if any(t.key not in already for t in p.targets)]
         resolved = self.resolve_builds(source, build, pending, token, deadline)
 
         def start(item: tuple[RoutePlan, Target]) -> Execution:
             plan, target = item
-            if target.key in _started(previous):
+            if target.key in already:
                 return previous[target.key]
             execution = self.start_target(
                 plan, target, build, resolved[plan.route.name], token, deadline
@@ -272,10 +277,6 @@ class Relay:
                 "could not record the outcome of an event; a redelivery may start runs again",
                 extra={"event": key, "reason": type(exc).__name__},
             )
-
-
-def _started(executions: dict[str, Execution]) -> set[str]:
-    return {key for key, e in executions.items() if e.outcome == "started"}
 
 
 def concurrently(fn: Callable[[T], R], items: Sequence[T], limit: int) -> list[R]:
