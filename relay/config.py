@@ -82,7 +82,17 @@ class SourceSettings(Strict):
     """What every source has; a source type may extend it (`Settings` of its module)."""
 
     type: str
-    secret: SecretRef
+    secret: SecretRef = Field(None, validate_default=True)  # type: ignore[assignment]
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _secret_given(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError(
+                "Field required: every source is authenticated, so set it to the webhook's "
+                "signing secret, `{secret: <Secret Manager name>}` or `{env: <VARIABLE>}`"
+            )
+        return value
 
 
 class Match(Strict):

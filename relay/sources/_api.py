@@ -47,16 +47,24 @@ class SourceApi:
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
+        answer = self._send(method, path, headers=headers, json=json_body, params=params)
+        return self.decipher(answer.status_code, answer.content)
+
+    def redirect_location(self, path: str, *, headers: Mapping[str, str] | None = None) -> str:
+        """Where a GET of `path` redirects to, without following it: how an API hands out a
+        short-lived download link (GitHub's artifact zip answers 302 to a one-minute URL)."""
+        answer = self._send("GET", path, headers=headers, allow_redirects=False)
+        location = answer.headers.get("Location")
+        if answer.status_code in (301, 302, 303, 307, 308) and location:
+            return location
+        self.decipher(answer.status_code, answer.content)  # raises for an error status
+        raise UpstreamError(f"the {self.system} API answered {answer.status_code}, not a redirect")
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
         requests = self._requests
+        kwargs["headers"] = dict(kwargs.get("headers") or {})
         try:
-            answer = self.session.request(
-                method,
-                self.url(path),
-                headers=dict(headers or {}),
-                json=json_body,
-                params=params,
-                timeout=self.timeout,
-            )
+            return self.session.request(method, self.url(path), timeout=self.timeout, **kwargs)
         except requests.Timeout:
             raise Unavailable(
                 f"the {self.system} API did not answer in {self.timeout:g}s"
@@ -64,7 +72,6 @@ class SourceApi:
         except requests.RequestException as exc:
             message = f"the {self.system} API could not be reached ({type(exc).__name__})"
             raise Unavailable(message) from None
-        return self.decipher(answer.status_code, answer.content)
 
     def decipher(self, status: int, body: bytes) -> Any:
         if status >= 500 or status == 429:
