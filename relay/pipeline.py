@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from relay.config import RelayConfig
+from relay.config import RelayConfig, Route
 from relay.errors import InProgress, StoreUnavailable, UnknownSource
 from relay.events import EventStore
 from relay.models import Build, ErrorItem, Event, Execution, RelayResponse
@@ -93,10 +93,16 @@ class Relay:
 
     # event → runs
 
-    def trigger(self, source: Source, event: Event) -> Answer:
+    def trigger(
+        self, source: Source, event: Event, routes: Sequence[Route] | None = None
+    ) -> Answer:
+        """`routes` stands in for the configured ones (chat-ops runs a route on the build the
+        user named, which may differ from the route's own `build:` settings)."""
         build = event.build
         assert build is not None
-        plans = plan_event(self.config.routes, build, event.routes)
+        plans = plan_event(
+            list(self.config.routes if routes is None else routes), build, event.routes
+        )
         if not plans:
             return ignored(event, "no route matched the build", build)
         if self.dry_run:
