@@ -89,7 +89,10 @@ class Relay:
             return answer
         if event.ignored or event.build is None:
             return ignored(event, event.ignored or "nothing to do")
-        return self.trigger(source, source.enrich(event, self.secrets))
+        event = source.enrich(event, self.secrets)
+        if event.ignored or event.build is None:  # the API showed a build the relay cannot test
+            return ignored(event, event.ignored or "nothing to do")
+        return self.trigger(source, event)
 
     # event → runs
 
