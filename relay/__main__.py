@@ -1,0 +1,5 @@
+"""`python -m relay`: the operator tools (check, simulate, send). See `relay.cli`."""
+
+from relay.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""`python -m relay simulate`: what would the relay do with this payload?
+
+The same pure steps the relay runs (the source's `parse`, `routing.plan_event`,
+`pipeline.describe_plan`), minus the signature check and any I/O. A source that enriches its
+builds from its system's API (or a chat-ops source with its own answer) runs inside
+`offline()`: the first request it would make is shown instead of made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from typing import Any
+
+from relay.cli import CliError
+from relay.cli.common import load, read_payload, source_named
+from relay.cli.offline import OfflineSecrets, offline
+from relay.config import Match, RelayConfig, Route
+from relay.errors import RelayError
+from relay.models import Build, Event
+from relay.pipeline import describe_plan
+from relay.routing import RoutePlan, plan_event, route_matches
+from relay.sources import Delivery, Source
+
+STATUS = {"triggered": 200, "ignored": 200, "partial": 502, "failed": 502}
+
+
+def run(args: argparse.Namespace) -> int:
+    _, config = load(args.config)
+    source = source_named(config, args.source)
+    body = read_payload(args.payload)
+    now = time.time()
+    filled = sender_headers(source, body, now)
+    delivery = Delivery({**filled, **dict(args.headers)}, body, now)
+    report = simulate(config, source, delivery)
+    shown = {name: value for name, value in filled.items() if name not in dict(args.headers)}
+    report = {"sender_headers": shown, **report} if shown else report
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0
+
+
+def sender_headers(source: Source, body: bytes, now: float) -> dict[str, str]:
+    """The headers the source's sender adds besides its signature (event type, delivery id,
+    timestamp), so a body copied from a delivery log parses as delivered. Headers whose value
+    depends on the secret (the signatures) are left out: simulate checks none."""
+    delivery_id = f"simulated-{uuid.uuid4().hex[:12]}"
+    one = source.sign(body, "simulate-secret-one", now, delivery_id)
+    two = source.sign(body, "simulate-secret-two", now, delivery_id)
+    return {name.lower(): value for name, value in one.items() if two.get(name) == value}
+
+
+def simulate(config: RelayConfig, source: Source, delivery: Delivery) -> dict[str, Any]:
+    """The relay's path for one delivery, as data; raises the RelayError it would answer."""
+    report: dict[str, Any] = {"source": source.name, "type": source.type}
+    try:
+        event = source.parse(delivery)
+    except RelayError as exc:
+        message = f"the relay would answer {exc.status} {exc.decision}: {exc.message}"
+        raise CliError(message) from None
+    report["event"] = event.key
+    if overrides(source, "respond"):
+        answered = chat_ops_answer(config, source, event)
+        if answered is not None:
+            return {**report, **answered}
+    if event.ignored or event.build is None:
+        return {**report, **decided("ignored", event.ignored or "nothing to do")}
+    if overrides(source, "enrich"):
+        report["enrichment"] = try_enrichment(source, event)
+        report["decision_on"] = "the payload alone: the relay decides on the enriched build"
+    build = event.build
+    report["build"] = build_fields(build)
+    plans = plan_event(config.routes, build, event.routes)
+    report["routes"] = [describe_plan(p, build, config.revyl.client_name) for p in plans]
+    if not event.routes:
+        report["not_matched"] = not_matched(config.routes, build, plans)
+    report.update(decision_for(plans))
+    if config.revyl.dry_run or config.revyl.token is None:
+        report["note"] = "the config has no Revyl token: the relay answers dry_run, starts nothing"
+    return report
+
+
+def overrides(source: Source, method: str) -> bool:
+    return getattr(type(source), method) is not getattr(Source, method)
+
+
+def decided(decision: str, reason: str) -> dict[str, Any]:
+    return {"decision": decision, "status": STATUS[decision], "reason": reason}
+
+
+def decision_for(plans: list[RoutePlan]) -> dict[str, Any]:
+    if not plans:
+        return decided("ignored", "no route matched the build")
+    runnable = [p for p in plans if p.problem is None]
+    tests = sum(1 for p in runnable for t in p.targets if t.test_id)
+    workflows = sum(1 for p in runnable for t in p.targets if t.workflow_id)
+    would_start = f"{_n(tests, 'test')} and {_n(workflows, 'workflow')} would start"
+    if len(runnable) == len(plans):
+        return decided("triggered", f"{_n(len(plans), 'route')} matched: {would_start}")
+    problems = "; ".join(f"{p.route.name}: {p.problem}" for p in plans if p.problem)
+    if runnable:
+        return decided("partial", f"{would_start}; {problems}")
+    return decided("failed", problems)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def build_fields(build: Build) -> dict[str, Any]:
+    fields = {k: v for k, v in build.summary().items() if v not in (None, "", [])}
+    if build.artifacts:
+        fields["artifacts"] = [a.url or a.name for a in build.artifacts]
+    return fields
+
+
+def not_matched(routes: list[Route], build: Build, plans: list[RoutePlan]) -> dict[str, str]:
+    """Per route that did not match: which `when` fields ruled it out."""
+    matched = {p.route.name for p in plans}
+    reasons = {}
+    for route in routes:
+        if route.name in matched:
+            continue
+        failing = []
+        for name, pattern in route.when.given().items():
+            alone = route.model_copy(update={"when": Match(**{name: pattern})})
+            if not route_matches(alone, build):
+                value = getattr(build, name)
+                shown = "unknown" if value is None else repr(str(value))
+                failing.append(f"{name} is {shown} (route wants {pattern!r})")
+        reasons[route.name] = "; ".join(failing) or "matched, but not planned"
+    return reasons
+
+
+def try_enrichment(source: Source, event: Event) -> dict[str, Any]:
+    """Run the source's enrichment with no secrets and no network: what would it fetch?"""
+    secrets = OfflineSecrets()
+    with offline() as recorder:
+        try:
+            source.enrich(event, secrets)
+            outcome = "needs no request"
+        except Exception as exc:  # refused offline, or choked on a placeholder credential
+            reason = exc.message if isinstance(exc, RelayError) else type(exc).__name__
+            outcome = (
+                "stops there: simulate sends no request (later ones depend on the answer)"
+                if recorder.requests
+                else f"stopped before any request: {reason}"
+            )
+    return {
+        "secrets": secrets.asked,
+        "requests": recorder.requests,
+        "outcome": outcome,
+        "note": "simulate calls no build system: the build below lacks what enrichment adds",
+    }
+
+
+def chat_ops_answer(config: RelayConfig, source: Source, event: Event) -> dict[str, Any] | None:
+    """A source's own answer (chat-ops), from a relay in dry-run that can reach nothing."""
+    from relay.events import MemoryEventStore
+    from relay.pipeline import Relay
+    from relay.revyl.client import RequestsRevylClient
+
+    relay = Relay(
+        config,
+        secrets=OfflineSecrets(),
+        revyl=RequestsRevylClient(config.revyl),
+        store=MemoryEventStore(config.dedup.lease_seconds),
+        dry_run=True,
+    )
+    with offline() as recorder:
+        answer = source.respond(event, relay)
+    if answer is None:
+        return None
+    body = answer.body
+    result: dict[str, Any] = {
+        "decision": body.decision,
+        "status": answer.status,
+        "reason": body.reason,
+    }
+    if body.build:
+        result["build"] = body.build
+    if body.plan is not None:
+        result["routes"] = body.plan
+    if answer.reply is not None:
+        result["reply"] = answer.reply
+    if recorder.requests:
+        result["requests"] = recorder.requests
+    return result
+
+
+# --- the human-readable report ---------------------------------------------------------------
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"source    {report['source']} (type {report['type']}); signature not checked"]
+    headers = [f"{name}: {value}" for name, value in report.get("sender_headers", {}).items()]
+    if headers:
+        lines += _block(
+            "headers", [*headers, "(added as the sender adds them; --header overrides)"]
+        )
+    lines.append(f"event     {report['event']}")
+    if "enrichment" in report:
+        lines += _enrichment_lines(report["enrichment"])
+    if "build" in report:
+        lines += _block("build", [f"{k:<16} {_value(v)}" for k, v in report["build"].items()])
+    on = f" on {report['decision_on']}" if report.get("decision_on") else ""
+    lines.append(f"decision  {report['decision']} (HTTP {report['status']}){on}")
+    lines.append(f"          {report['reason']}")
+    if report.get("note"):
+        lines.append(f"note      {report['note']}")
+    for plan in report.get("routes") or []:
+        lines += ["", *_plan_lines(plan)]
+    if report.get("not_matched"):
+        lines += ["", "not matched"]
+        lines += [f"  {name}: {why}" for name, why in report["not_matched"].items()]
+    if "reply" in report:
+        lines += [
+            "",
+            "reply (sent to the chat as is)",
+            _indent(json.dumps(report["reply"], indent=2)),
+        ]
+    return "\n".join(lines)
+
+
+def _block(title: str, rows: list[str]) -> list[str]:
+    return [f"{title:<9} {rows[0]}", *(f"{'':<9} {row}" for row in rows[1:])] if rows else []
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return "\n".join(str(v) for v in value).replace("\n", "\n" + " " * 27)
+    return str(value)
+
+
+def _enrichment_lines(enrichment: dict[str, Any]) -> list[str]:
+    rows = [f"reads    {s}" for s in enrichment["secrets"]]
+    rows += [f"would    {r['method']} {r['url']}" for r in enrichment["requests"]]
+    rows.append(enrichment["outcome"])
+    if enrichment["secrets"]:
+        rows.append("(simulate reads no secret: each one was given a placeholder value)")
+    rows.append(enrichment["note"])
+    return _block("enrich", rows)
+
+
+def _plan_lines(plan: dict[str, Any]) -> list[str]:
+    title = f"route {plan['route']}: {plan['build_mode']}"
+    if plan.get("app_id"):
+        title += f" app {plan['app_id']}"
+    if plan.get("version_label"):
+        title += f", label {plan['version_label']!r}"
+    if plan.get("artifact"):
+        title += f", artifact {plan['artifact']}"
+    lines = [title]
+    if plan.get("problem"):
+        return [*lines, f"  nothing starts: {plan['problem']}"]
+    for number, call in enumerate(plan["calls"], 1):
+        query = "&".join(f"{k}={v}" for k, v in (call.get("params") or {}).items())
+        lines.append(f"  {number}. {call['method']} {call['path']}{'?' + query if query else ''}")
+        lines += [f"       {name}: {value}" for name, value in call["headers"].items()]
+        if "body" in call:
+            lines.append(_indent(_json(call["body"]), 7))
+    return lines
+
+
+def _json(value: Any) -> str:
+    compact = json.dumps(value)
+    return compact if len(compact) <= 90 else json.dumps(value, indent=2)
+
+
+def _indent(text: str, spaces: int = 2) -> str:
+    return "\n".join(" " * spaces + line for line in text.splitlines())
