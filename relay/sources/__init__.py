@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -134,6 +135,25 @@ def artifact_kind(name: str) -> str | None:
         if lowered.endswith(suffix):
             return suffix[1:]
     return None
+
+
+KIND_PLATFORMS = {"apk": "android", "aab": "android", "ipa": "ios", "app": "ios", "tar.gz": "ios"}
+
+
+def platform_of_artifacts(artifacts: Iterable[Artifact]) -> str | None:
+    """The one platform the artifacts' file types say (`.apk` android, `.ipa` ios), else None.
+    A `.zip` says nothing: it may hold a simulator `.app` or be a CI's wrapper around anything."""
+    found = {KIND_PLATFORMS[a.kind] for a in artifacts if a.kind in KIND_PLATFORMS}
+    return found.pop() if len(found) == 1 else None
+
+
+def platform_from_words(*names: str | None) -> str | None:
+    """`Build Android preview` → android, `ios_release.yml` → ios; None if neither or both."""
+    words: set[str] = set()
+    for name in names:
+        words |= set(re.split(r"[^a-z0-9]+", (name or "").lower()))
+    found = {p for p in ("ios", "android") if p in words}
+    return found.pop() if len(found) == 1 else None
 
 
 def artifact_from_url(url: str, name: str | None = None) -> Artifact:

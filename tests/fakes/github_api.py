@@ -1,0 +1,109 @@
+"""A fake GitHub REST API on loopback: the few endpoints the relay's `github` source calls.
+
+- GET /repos/{owner}/{repo}/commits/{ref}               -> {"sha": ...} (a tag resolved), or 404
+- GET /repos/{owner}/{repo}/actions/runs/{id}/artifacts -> {"total_count", "artifacts": [...]}
+- GET /repos/{owner}/{repo}/actions/artifacts/{id}/zip  -> 302 to a one-minute download URL,
+  410 once the artifact has expired
+
+Every call needs `Authorization: Bearer <token>` (401 `{"message": "Bad credentials"}`
+otherwise), as GitHub does for artifact downloads and private repositories. Anything else is
+404 `{"message": "Not Found"}`.
+
+Faults: `fail(path_part, reply)` answers every call whose path contains `path_part` with
+`reply` (a status, or a `delay` longer than the relay's timeout) until `reset()`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
+
+DOCS = "https://docs.github.com/rest"
+DOWNLOAD_HOST = "https://productionresultssa1.blob.core.windows.net"
+
+
+class FakeGitHubApi(FakeHTTPServer):
+    name = "fake-github"
+
+    def __init__(self, token: str = "ghp_test", **kwargs: Any) -> None:  # noqa: S107
+        super().__init__(**kwargs)
+        self.token = token
+        self.commits: dict[tuple[str, str], str] = {}
+        self.run_artifacts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.faults: dict[str, Reply] = {}
+        self._ids = itertools.count(1_400_000_001)
+
+    # seeding and faults
+
+    def reset(self) -> None:
+        super().reset()
+        self.commits.clear()
+        self.run_artifacts.clear()
+        self.faults.clear()
+
+    def add_commit(self, repo: str, ref: str, sha: str) -> None:
+        self.commits[(repo, ref)] = sha
+
+    def add_run_artifact(
+        self, repo: str, run_id: str, name: str, *, expired: bool = False
+    ) -> dict[str, Any]:
+        artifact_id = next(self._ids)
+        item = {
+            "id": artifact_id,
+            "node_id": f"MDg6QXJ0aWZhY3Qx{artifact_id}",
+            "name": name,
+            "size_in_bytes": 48213504,
+            "url": f"https://api.github.com/repos/{repo}/actions/artifacts/{artifact_id}",
+            "archive_download_url": (
+                f"https://api.github.com/repos/{repo}/actions/artifacts/{artifact_id}/zip"
+            ),
+            "expired": expired,
+            "created_at": "2025-11-28T14:18:02Z",
+            "expires_at": "2026-02-26T14:18:02Z",
+            "updated_at": "2025-11-28T14:18:03Z",
+            "workflow_run": {"id": int(run_id), "head_branch": "main"},
+        }
+        self.run_artifacts.setdefault((repo, run_id), []).append(item)
+        return item
+
+    def fail(self, path_part: str, reply: Reply) -> None:
+        self.faults[path_part] = reply
+
+    @staticmethod
+    def download_url(artifact_id: int | str) -> str:
+        return f"{DOWNLOAD_HOST}/actions-results/{artifact_id}/artifact.zip?sig=one-minute"
+
+    # requests
+
+    def handle(self, call: RecordedCall) -> Reply:
+        for part, reply in self.faults.items():
+            if part in call.path:
+                return reply
+        if call.headers.get("authorization") != f"Bearer {self.token}":
+            return json_reply(401, {"message": "Bad credentials", "documentation_url": DOCS})
+        if call.method != "GET":
+            return json_reply(404, {"message": "Not Found", "documentation_url": DOCS})
+        if found := re.fullmatch(r"/repos/([^/]+/[^/]+)/commits/(.+)", call.path):
+            sha = self.commits.get((found[1], found[2]))
+            if sha is None:
+                return json_reply(422, {"message": f"No commit found for SHA: {found[2]}"})
+            return json_reply(200, {"sha": sha, "commit": {"message": "release"}})
+        if found := re.fullmatch(r"/repos/([^/]+/[^/]+)/actions/runs/(\d+)/artifacts", call.path):
+            items = self.run_artifacts.get((found[1], found[2]), [])
+            return json_reply(200, {"total_count": len(items), "artifacts": items})
+        if found := re.fullmatch(r"/repos/([^/]+/[^/]+)/actions/artifacts/(\d+)/zip", call.path):
+            return self._download(found[1], int(found[2]))
+        return json_reply(404, {"message": "Not Found", "documentation_url": DOCS})
+
+    def _download(self, repo: str, artifact_id: int) -> Reply:
+        items = [a for (r, _), listed in self.run_artifacts.items() if r == repo for a in listed]
+        item = next((a for a in items if a["id"] == artifact_id), None)
+        if item is None:
+            return json_reply(404, {"message": "Not Found", "documentation_url": DOCS})
+        if item["expired"]:
+            return json_reply(410, {"message": "Artifact has expired"})
+        location = self.download_url(artifact_id)
+        return Reply(status=302, headers=(("Location", location),), content_type="text/plain")
