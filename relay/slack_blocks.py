@@ -66,11 +66,11 @@ def notice(text: str, markdown: str | None = None) -> Message:
 def usage(command: str, problem: str | None = None) -> Message:
     name = escape(command)
     lines = [
-        f"*{name} run <route> [<version label> | <build_version_id>]*",
+        f"*{name} run &lt;route&gt; [&lt;version label&gt; | &lt;build_version_id&gt;]*",
         "Start the route's tests and workflows on that Revyl build (found by its version label"
         " in the route's Revyl app), or on the builds attached to the tests when none is given."
         f" Example: `{name} run ios-smoke 2.4.0 (187)`",
-        f"*{name} status <execution id>* — status, progress, pass/fail and the report link",
+        f"*{name} status &lt;execution id&gt;* — status, progress, pass/fail and the report link",
         f"*{name} routes* — the routes you may run, with their tests",
         f"*{name} help* — this text",
     ]
@@ -130,7 +130,7 @@ def run_result(
     if version_id:
         footer.append(f"Revyl build {code(version_id)}")
     if started:
-        footer.append(f"progress: `{escape(command)} status <execution id>`")
+        footer.append(f"progress: {code(command + ' status <execution id>')}")
     blocks = [section(f"{head}: {counts}"), *sections(map(execution_line, executions))]
     blocks += [context(escape(note)) for note in notes]
     if footer:
@@ -210,7 +210,7 @@ def routes_list(command: str, routes: Sequence[Route]) -> Message:
     """The answer to `routes`: each route a user may run, its tests and workflows."""
     if not routes:
         return notice("No routes are configured.")
-    lines = [f"*Routes you can run* (`{escape(command)} run <route> [<version label>]`):"]
+    lines = [f"*Routes you can run* ({code(command + ' run <route> [<version label>]')}):"]
     for route in routes:
         spec = route.build
         where = (

@@ -16,7 +16,15 @@ from relay.pipeline import Relay
 from relay.revyl.client import RequestsRevylClient
 from relay.routing import plan_event
 from relay.secrets import SecretManagerBackend, Secrets
-from relay.slack_blocks import pass_fail, routes_list, run_result, sections, status_result, usage
+from relay.slack_blocks import (
+    code,
+    pass_fail,
+    routes_list,
+    run_result,
+    sections,
+    status_result,
+    usage,
+)
 from relay.sources import Delivery
 from relay.sources.slack import (
     AllowList,
@@ -512,3 +520,31 @@ def test_a_dry_run_run_plans_without_calling_anything(relay):
 def test_status_in_dry_run_says_there_is_no_token(relay):
     answer = ask(relay, f"status {BUILD_ID}")
     assert "No Revyl token" in answer.reply["text"]
+
+
+def block_texts(message: dict) -> list[str]:
+    texts = []
+    for block in message["blocks"]:
+        texts.append(block.get("text", {}).get("text", ""))
+        texts += [element["text"] for element in block.get("elements", [])]
+    return texts
+
+
+def test_no_stray_angle_brackets_reach_slack():
+    """In mrkdwn `<…>` is a mention or a link: only the relay's own may appear."""
+    import re
+
+    body = RelayResponse(
+        decision="triggered",
+        build={"build_version_id": BUILD_ID},
+        executions=[started("test", T1, "e-1")],
+    )
+    messages = [
+        usage("/revyl", "I don't know <that>."),
+        routes_list("/revyl", config().routes),
+        run_result("/revyl", "U1", "r<x>", code("<label>"), body),
+        status_result("test", "e-1", {"status": "failed", "error_message": "<b>"}, "https://x"),
+    ]
+    for message in messages:
+        for text in block_texts(message):
+            assert re.findall(r"<(?!@U1>|https://)[^>]*>", text) == [], text
