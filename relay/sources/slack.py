@@ -171,6 +171,11 @@ def plan_run(route: Route, wanted: str, *, source: str, actor: str) -> RunPlan |
             f"{route.name} has no Revyl app to find build {wanted!r} in (its `build:` has no "
             "`lookup` or `ingest`): run it without a build, or give a build_version_id"
         )
+    if route.workflows and platform is None:
+        return (
+            f"{route.name} runs workflows, which Revyl pins to a build per platform, and the "
+            "route names no platform: set `when.platform` (ios or android) on the route"
+        )
     literal = wanted.replace("{", "{{").replace("}", "}}")
     spec = BuildSpec(lookup=AppRef(app_id=app_id), version_label=literal)
     return RunPlan(route.model_copy(update={"build": spec}), build, blocks.code(wanted))

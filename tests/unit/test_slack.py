@@ -65,6 +65,10 @@ routes:
   - name: only-workflows
     build: {{ingest: {{app_id: {APP}}}}}
     workflows: [{W1}]
+  - name: android-workflows
+    when: {{platform: android}}
+    build: {{ingest: {{app_id: {APP}}}}}
+    workflows: [{W1}]
 """
 
 
@@ -282,8 +286,10 @@ def test_a_label_with_braces_is_taken_literally():
 
 
 def test_an_ingest_route_looks_labels_up_in_its_ingest_app():
-    plan = plan_run(config().route("only-workflows"), "2.4.0 (187)", source="slack", actor="u")
+    plan = plan_run(config().route("android-workflows"), "2.4.0 (187)", source="slack", actor="u")
     assert plan.route.build.lookup.app_id == APP
+    (route_plan,) = plan_event([plan.route], plan.build, ("android-workflows",))
+    assert route_plan.problem is None
 
 
 def test_run_without_a_build_uses_the_attached_builds():
@@ -311,6 +317,7 @@ def test_run_with_a_build_id_runs_the_tests_on_it_and_says_why_workflows_are_lef
         ("only-workflows", BUILD_ID, "only workflows"),
         ("attached", "2.4.0 (187)", "no Revyl app"),
         ("ios-smoke", "x" * 201, "at most 200"),
+        ("only-workflows", "2.4.0 (187)", "set `when.platform`"),
     ],
 )
 def test_runs_that_cannot_be_planned_say_why(route, wanted, reason):
@@ -452,7 +459,9 @@ def test_usage_and_routes_lists():
     assert "/revyl run &lt;route&gt;" in usage("/revyl")["text"]
     assert usage("/revyl")["response_type"] == "ephemeral"
     listed = routes_list("/revyl", config().routes)
-    assert listed["text"] == "Routes you can run: ios-smoke, attached, only-workflows"
+    assert listed["text"] == (
+        "Routes you can run: ios-smoke, attached, only-workflows, android-workflows"
+    )
     rendered = str(listed["blocks"])
     assert T1 in rendered
     assert W1 in rendered
