@@ -1,0 +1,78 @@
+"""`python -m relay deploy-info`: what deploy.sh must create, as tab-separated lines.
+
+    source     NAME  TYPE  WHERE-TO-PASTE-THE-URL
+    secret     SECRET-ID  PROJECT  MOUNT-AS  VALUE-FROM  USED-BY
+    firestore  DATABASE  COLLECTION  TTL-FIELD
+    lease      SECONDS
+    dry-run    yes|no
+
+An empty field is `-` (bash's `read` would merge two tabs). `{secret: NAME}` refs are read by the
+relay at run time; `{env: VARIABLE}` refs are stored in Secret Manager under the variable's name
+in kebab case and mounted as that variable (MOUNT-AS). VALUE-FROM is the variable deploy.sh
+reads a missing secret's value from before it asks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from relay.cli.check import secret_refs
+from relay.cli.common import load
+from relay.config import RelayConfig, SecretRef
+from relay.sources import source_class
+
+# The field relay/events_firestore.py stores each record's expiry in: the TTL policy's field.
+TTL_FIELD = "expires_at"
+
+WHERE = {
+    "eas": "eas webhook:create --event BUILD --url {url} --secret <its secret>",
+    "generic": "your CI posts Standard Webhooks-signed JSON to {url}",
+    "github": "repository (or organization) Settings > Webhooks: Payload URL {url}, "
+    "content type application/json, its secret; events Workflow runs, Releases",
+    "bitrise": "the Bitrise app's Integrations > Webhooks: URL {url}, its secret, "
+    "event Build finished",
+    "app-store-connect": "App Store Connect Users and Access > Integrations > Webhooks: "
+    "URL {url}, its secret, event Build Upload State",
+    "slack": "your Slack app's Slash Commands: Request URL {url}",
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    _, config = load(args.config)
+    for line in info_lines(config):
+        print("\t".join(field or "-" for field in line))
+    return 0
+
+
+def info_lines(config: RelayConfig) -> list[list[str]]:
+    lines = []
+    for name, settings in config.sources.items():
+        source_type = settings.type
+        hint = getattr(source_class(source_type), "setup_hint", None) or WHERE.get(
+            source_type, "POST its webhooks to {url}"
+        )
+        lines.append(["source", name, source_type, hint])
+    for ref, used_by in secret_refs(config).items():
+        lines.append(["secret", *secret_fields(ref), ",".join(used_by)])
+    dedup = config.dedup
+    if dedup.store == "firestore":
+        lines.append(["firestore", dedup.database, dedup.collection, TTL_FIELD])
+    lines.append(["lease", str(dedup.lease_seconds)])
+    dry = config.revyl.dry_run or config.revyl.token is None
+    lines.append(["dry-run", "yes" if dry else "no"])
+    return lines
+
+
+def secret_fields(ref: SecretRef) -> list[str]:
+    """Secret id, its project (`` = the deploy's), the variable it is mounted as, and the
+    variable a missing value is read from."""
+    if ref.env:
+        name = ref.env.lower().replace("_", "-")
+        return [name, "", ref.env, ref.env]
+    assert ref.secret is not None
+    project = ""
+    name = ref.secret
+    if name.startswith("projects/"):
+        parts = name.split("/")  # projects/P/secrets/NAME[/versions/V]
+        project, name = parts[1], parts[3]
+    return [name, project, "", name.upper().replace("-", "_")]
