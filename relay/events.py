@@ -7,10 +7,16 @@ target, the `Execution` it produced. `claim` decides what a delivery may do:
   the lease): run only the targets not yet started;
 - `done`: everything started already: answer `duplicate` with the recorded executions;
 - `busy`: another delivery holds a live claim: answer 409 `in_progress`.
+
+Stores: `MemoryEventStore` (one process: local runs, tests) and `FirestoreEventStore` (shared by
+every instance of a deployment). A shared store is wrapped in `JournaledEventStore`, which keeps
+what it could not write on this instance and writes it when the store answers again, so an outage
+after runs started does not make a redelivery start them again.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -20,6 +26,7 @@ from relay.config import DedupSettings
 from relay.models import Execution
 
 ClaimKind = Literal["new", "resume", "done", "busy"]
+log = logging.getLogger("relay")
 
 
 @dataclass(frozen=True)
@@ -88,14 +95,14 @@ class MemoryEventStore(EventStore):
 
     def record(self, key: str, execution: Execution) -> None:
         with self._lock:
-            executions = self._records[key].executions
+            executions = self._records.setdefault(key, _Record("claimed", "", 0.0)).executions
             executions[execution.target] = merge(executions.get(execution.target), execution)
 
     def release(
         self, key: str, claim_id: str, executions: list[Execution], done: bool, now: float
     ) -> None:
         with self._lock:
-            record = self._records[key]
+            record = self._records.setdefault(key, _Record("claimed", claim_id, now))
             for execution in executions:
                 old = record.executions.get(execution.target)
                 record.executions[execution.target] = merge(old, execution)
@@ -103,9 +110,106 @@ class MemoryEventStore(EventStore):
                 record.state = "done" if done else "partial"
 
 
+class StoreDown(Exception):
+    """The shared store is unreachable and this instance holds outcomes it could not write."""
+
+
+@dataclass
+class _Pending:
+    """Outcomes the shared store did not take: `final` once the delivery has finished."""
+
+    claim_id: str
+    executions: dict[str, Execution] = field(default_factory=dict)
+    done: bool = False
+    final: bool = False
+
+
+class JournaledEventStore(EventStore):
+    """A shared store plus a journal, on this instance, of the outcomes it failed to write.
+
+    Runs that started while the store was down are not forgotten: the journal answers for them
+    (a redelivery reaching this instance is a `duplicate`), and every later claim first tries to
+    write the journal to the shared store. Failures are still raised, so the caller can say so.
+    """
+
+    def __init__(self, shared: EventStore, flush_limit: int = 20) -> None:
+        super().__init__(shared.lease_seconds)
+        self.shared = shared
+        self.flush_limit = flush_limit
+        self._lock = threading.Lock()
+        self._live: dict[str, str] = {}  # event key -> claim id, for deliveries running here
+        self._journal: dict[str, _Pending] = {}
+
+    def pending(self) -> dict[str, _Pending]:
+        with self._lock:
+            return dict(self._journal)
+
+    def claim(self, key: str, claim_id: str, now: float) -> Claim:
+        with self._lock:
+            if key in self._live:
+                return Claim("busy")
+        self.flush(now)
+        with self._lock:
+            pending = self._journal.get(key)
+        if pending is not None:  # the store did not take it: answer from the journal
+            if pending.done:
+                return Claim("done", dict(pending.executions))
+            raise StoreDown(f"the event store is unreachable and event {key} is unfinished")
+        claim = self.shared.claim(key, claim_id, now)
+        if claim.kind in ("new", "resume"):
+            with self._lock:
+                self._live[key] = claim_id
+        return claim
+
+    def record(self, key: str, execution: Execution) -> None:
+        try:
+            self.shared.record(key, execution)
+        except Exception:
+            with self._lock:
+                pending = self._journal.setdefault(key, _Pending(self._live.get(key, "")))
+                old = pending.executions.get(execution.target)
+                pending.executions[execution.target] = merge(old, execution)
+            raise
+
+    def release(
+        self, key: str, claim_id: str, executions: list[Execution], done: bool, now: float
+    ) -> None:
+        with self._lock:
+            self._live.pop(key, None)
+            pending = self._journal.pop(key, None)
+        merged = dict(pending.executions) if pending else {}
+        for execution in executions:
+            merged[execution.target] = merge(merged.get(execution.target), execution)
+        try:
+            self.shared.release(key, claim_id, list(merged.values()), done, now)
+        except Exception:
+            with self._lock:
+                self._journal[key] = _Pending(claim_id, merged, done, final=True)
+            raise
+
+    def flush(self, now: float) -> None:
+        """Write finished journal entries to the shared store; stop at the first failure."""
+        with self._lock:
+            ready = [(k, p) for k, p in self._journal.items() if p.final][: self.flush_limit]
+        for key, pending in ready:
+            executions = list(pending.executions.values())
+            try:
+                self.shared.release(key, pending.claim_id, executions, pending.done, now)
+            except Exception as exc:
+                log.warning(
+                    "the event store is still unreachable; outcomes stay journaled here",
+                    extra={"event": key, "reason": type(exc).__name__},
+                )
+                return
+            with self._lock:
+                if self._journal.get(key) is pending:
+                    del self._journal[key]
+            log.info("journaled outcome written to the event store", extra={"event": key})
+
+
 def build_store(settings: DedupSettings, project: str | None) -> EventStore:
     if settings.store == "firestore":
         from relay.events_firestore import FirestoreEventStore
 
-        return FirestoreEventStore(settings, project)
+        return JournaledEventStore(FirestoreEventStore(settings, project))
     return MemoryEventStore(settings.lease_seconds)
