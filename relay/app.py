@@ -18,7 +18,7 @@ import flask
 
 from relay.config import load_config
 from relay.errors import ConfigError, MethodNotAllowed, PayloadTooLarge, RelayError
-from relay.logs import setup_logging, trace_context, trace_from_header
+from relay.logs import scrub, setup_logging, trace_context, trace_from_header
 from relay.models import RelayResponse
 from relay.pipeline import Answer, Relay
 from relay.sources import Delivery
@@ -44,7 +44,7 @@ def read_body(request: flask.Request) -> bytes:
 
 def error_answer(exc: RelayError) -> Answer:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
-    body = RelayResponse(decision=exc.decision, reason=exc.message)  # type: ignore[arg-type]
+    body = RelayResponse(event=exc.event, decision=exc.decision, reason=exc.message)  # type: ignore[arg-type]
     return Answer(exc.status, body, headers)
 
 
@@ -75,6 +75,7 @@ def handle_request(relay: Relay, request: flask.Request) -> flask.Response:
         payload = json.dumps(answer.reply)
     else:
         payload = answer.body.model_dump_json(exclude_none=True)
+    payload = scrub(payload)
     return flask.Response(payload, answer.status, answer.headers, mimetype="application/json")
 
 

@@ -14,9 +14,12 @@ class RelayError(Exception):
     decision: str = "failed"
     retry_after: int | None = None
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, event: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.event = event  # the event key, once the delivery has been parsed
         if retry_after is not None:
             self.retry_after = retry_after
 

@@ -10,6 +10,26 @@ import time
 
 trace_context: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", default=None)
 
+MIN_SECRET_LENGTH = 8  # shorter values would mask ordinary words
+_secret_values: set[str] = set()
+
+
+def never_show(value: str) -> None:
+    """Register a secret (token, signing secret): `scrub` masks it wherever it would appear.
+
+    A safety net: no code path puts a secret in a log line or a response on purpose."""
+    if len(value) >= MIN_SECRET_LENGTH:
+        _secret_values.add(value)
+        _secret_values.add(json.dumps(value)[1:-1])  # as it reads inside a JSON string
+
+
+def scrub(text: str) -> str:
+    for value in _secret_values:
+        if value in text:
+            text = text.replace(value, "***")
+    return text
+
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
@@ -29,7 +49,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
             entry["stack_trace"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return scrub(json.dumps(entry, default=str))
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -7,6 +7,7 @@ nothing is started before the event is claimed, and every start is recorded as i
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 import uuid
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 from relay.config import RelayConfig, Route
 from relay.errors import InProgress, StoreUnavailable, UnknownSource
-from relay.events import EventStore
+from relay.events import Claim, EventStore
 from relay.models import Build, ErrorItem, Event, Execution, RelayResponse
 from relay.revyl import sansio
 from relay.revyl.client import RevylClient
@@ -28,6 +29,10 @@ from relay.sources import Delivery, Source, build_source
 
 log = logging.getLogger("relay")
 T = TypeVar("T")
+UNRECORDED = (
+    "the event store did not take this outcome: this instance keeps it and writes it when the "
+    "store answers again; until then a redelivery to another instance may answer 409 or 503"
+)
 R = TypeVar("R")
 
 
@@ -113,18 +118,24 @@ class Relay:
         assert self.config.revyl.token is not None
         token = self.secrets.read(self.config.revyl.token)
         claim_id = uuid.uuid4().hex
-        claim = self._store_call(self.store.claim, event.key, claim_id, self.clock())
+        claim = self._claim(event.key, claim_id)
         if claim.kind == "done":
-            return finished(event, build, list(claim.executions.values()), duplicate=True)
+            return finished(event, build, in_plan_order(plans, claim.executions), duplicate=True)
         if claim.kind == "busy":
-            raise InProgress(f"event {event.key} is being handled by another delivery")
+            raise InProgress(
+                f"event {event.key} is being handled by another delivery", event=event.key
+            )
         executions: list[Execution] = []
+        recorded = False
         try:
             executions = self.run(source, build, plans, token, claim.executions, event.key)
         finally:
             done = bool(executions) and all(e.outcome == "started" for e in executions)
-            self._release(event.key, claim_id, executions, done)
-        return finished(event, build, executions)
+            recorded = self._release(event.key, claim_id, executions, done)
+        answer = finished(event, build, executions)
+        if not recorded:
+            answer.body.reason = UNRECORDED
+        return answer
 
     def run(
         self,
@@ -261,13 +272,15 @@ class Relay:
 
     # the store: failures before anything started are 503; after, they must not lose a start
 
-    def _store_call(self, method: Callable[..., T], *args: Any) -> T:
+    def _claim(self, key: str, claim_id: str) -> Claim:
         try:
-            return method(*args)
+            return self.store.claim(key, claim_id, self.clock())
         except Exception as exc:
-            raise StoreUnavailable(
-                f"the event store is unavailable ({type(exc).__name__})"
-            ) from None
+            log.error(
+                "the event store could not be reached", extra={"event": key, "reason": repr(exc)}
+            )
+            message = f"the event store is unavailable ({type(exc).__name__}): nothing was started"
+            raise StoreUnavailable(message, event=key) from None
 
     def _record(self, key: str, execution: Execution) -> None:
         try:
@@ -278,22 +291,34 @@ class Relay:
                 extra={"event": key, "reason": type(exc).__name__},
             )
 
-    def _release(self, key: str, claim_id: str, executions: list[Execution], done: bool) -> None:
+    def _release(self, key: str, claim_id: str, executions: list[Execution], done: bool) -> bool:
+        """End the claim; False if the store did not take the outcome (see UNRECORDED)."""
         try:
             self.store.release(key, claim_id, executions, done, self.clock())
+            return True
         except Exception as exc:
             log.error(
-                "could not record the outcome of an event; a redelivery may start runs again",
+                "could not record the outcome of an event in the event store",
                 extra={"event": key, "reason": type(exc).__name__},
             )
+            return False
+
+
+def in_plan_order(plans: list[RoutePlan], executions: dict[str, Execution]) -> list[Execution]:
+    """Recorded executions in the order the plans list their targets (as the first answer)."""
+    keys = [target.key for plan in plans for target in plan.targets]
+    ordered = [executions[key] for key in keys if key in executions]
+    return ordered + [e for key, e in executions.items() if key not in keys]
 
 
 def concurrently(fn: Callable[[T], R], items: Sequence[T], limit: int) -> list[R]:
-    """`fn` over `items`, at most `limit` at a time, results in order. `fn` must not raise."""
+    """`fn` over `items`, at most `limit` at a time, results in order. `fn` must not raise.
+    Each call runs in a copy of the caller's context, so log lines keep the request's trace."""
     if len(items) <= 1:
         return [fn(item) for item in items]
+    context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=min(limit, len(items))) as pool:
-        return list(pool.map(fn, items))
+        return list(pool.map(lambda item: context.copy().run(fn, item), items))
 
 
 def describe_plan(plan: RoutePlan, build: Build, client_name: str) -> dict[str, Any]:

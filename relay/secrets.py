@@ -16,6 +16,7 @@ from typing import Protocol
 
 from relay.config import SecretRef
 from relay.errors import ConfigError, SecretUnavailable
+from relay.logs import never_show
 
 log = logging.getLogger("relay.secrets")
 
@@ -110,6 +111,7 @@ class Secrets:
             value = self.environ.get(ref.env)
             if not value:
                 raise SecretUnavailable(f"environment variable {ref.env} is not set")
+            never_show(value)
             return value
         assert ref.secret is not None
         return self._cached(self.resource(ref.secret))
@@ -126,6 +128,7 @@ class Secrets:
                 value = self.backend.fetch(resource).rstrip("\r\n")
             except Exception as exc:  # any client, auth or transport error
                 return self._stale_or_raise(resource, hit, exc)
+            never_show(value)
             self._cache[resource] = (value, self.clock() + self.ttl)
             return value
 

@@ -25,6 +25,7 @@ from relay.revyl.sansio import ApiRequest, MaybeStarted, NotStarted, Started
 MAX_ATTEMPTS = 4
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 10.0
+RETRY_AFTER_CAP = 10.0  # a longer Retry-After is waited this long (then the deadline decides)
 LOOKUP_MAX_PAGES = 20
 
 
@@ -71,9 +72,10 @@ class RevylClient(ABC):
 
     @staticmethod
     def _backoff(attempt: int, retry_after: float | None) -> float:
+        """Jittered exponential backoff, or Retry-After (capped) when Revyl asks for longer."""
         exponential = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
         jittered = exponential * (0.5 + random.random() / 2)
-        return min(BACKOFF_CAP, max(jittered, retry_after or 0.0))
+        return max(jittered, min(RETRY_AFTER_CAP, retry_after or 0.0))
 
     # The operations the relay needs, each one request (lookup pages until found).
 

@@ -186,10 +186,16 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if not value:
         return None
-    if value.strip().isdigit():
-        return float(value)
-    parsed = email.utils.parsedate_to_datetime(value) if "," in value else None
-    return max(0.0, parsed.timestamp() - (now or time.time())) if parsed else None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value[:9])  # seconds; the client caps what it honours
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None  # malformed: ignore it, as RFC 9110 allows
+    if parsed.tzinfo is None:
+        return None
+    return max(0.0, parsed.timestamp() - (now or time.time()))
 
 
 def decipher_response(status: int, headers: Mapping[str, str], body: bytes) -> Any:
