@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from relay.cli import CliError
 from relay.cli.common import load, read_payload, source_named
 from relay.config import RelayConfig, SecretRef
+from relay.errors import RelayError
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,7 +23,10 @@ def run(args: argparse.Namespace) -> int:
     body = read_payload(args.payload)
     secret = signing_secret(config, source.settings.secret, args.secret_env)
     delivery_id = args.delivery_id or f"msg_{uuid.uuid4().hex}"
-    signed = source.sign(body, secret, time.time(), delivery_id)
+    try:
+        signed = source.sign(body, secret, time.time(), delivery_id)
+    except RelayError as exc:
+        raise CliError(f"cannot sign this body as {source.type} does: {exc.message}") from None
     headers = {"Content-Type": content_type(body), **signed, **dict(args.headers)}
     url = target_url(args.url, source.name)
     try:
