@@ -256,14 +256,11 @@ class AppStoreConnectSource(Source):
         if self.settings.api is None or event.build is None:
             return event
         upload_id = str(event.extra["build_upload"])
-        found = self.read_build(upload_id, self._headers(secrets))
-        platform = PLATFORMS.get(found.platform or "") if found.platform else None
+        found = self.read_upload(upload_id, self._headers(secrets))
+        platform = PLATFORMS.get(found.platform) if found.platform else None
         if found.platform and platform is None:
-            return Event(
-                event.key,
-                ignored=f"the build is for {found.platform}, not iOS",
-                extra=event.extra,
-            )
+            ignored = f"the build is for {found.platform}, not iOS"
+            return dataclasses.replace(event, build=None, ignored=ignored)
         build = event.build.model_copy(
             update={
                 "platform": platform,
@@ -275,7 +272,7 @@ class AppStoreConnectSource(Source):
         )
         return dataclasses.replace(event, build=build)
 
-    def read_build(self, upload_id: str, headers: dict[str, str]) -> AscBuild:
+    def read_upload(self, upload_id: str, headers: dict[str, str]) -> AscBuild:
         """The upload (with its build linkage), then the build with its version and app."""
         upload = self._get_optional(
             f"/v1/buildUploads/{quote(upload_id, safe='')}", "build", headers
