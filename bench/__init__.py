@@ -1,0 +1,1 @@
+"""The relay's benchmark: `python -m bench` (see docs/benchmark.md)."""
