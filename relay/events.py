@@ -148,13 +148,15 @@ class JournaledEventStore(EventStore):
         with self._lock:
             if key in self._live:
                 return Claim("busy")
-        self.flush(now)
+        flushed = self.flush(now)
         with self._lock:
             pending = self._journal.get(key)
         if pending is not None:  # the store did not take it: answer from the journal
             if pending.done:
                 return Claim("done", dict(pending.executions))
             raise StoreDown(f"the event store is unreachable and event {key} is unfinished")
+        if not flushed:
+            raise StoreDown("the event store is unreachable (it failed a moment ago)")
         claim = self.shared.claim(key, claim_id, now)
         if claim.kind in ("new", "resume"):
             with self._lock:
@@ -187,8 +189,8 @@ class JournaledEventStore(EventStore):
                 self._journal[key] = _Pending(claim_id, merged, done, final=True)
             raise
 
-    def flush(self, now: float) -> None:
-        """Write finished journal entries to the shared store; stop at the first failure."""
+    def flush(self, now: float) -> bool:
+        """Write finished journal entries to the shared store; False at the first failure."""
         with self._lock:
             ready = [(k, p) for k, p in self._journal.items() if p.final][: self.flush_limit]
         for key, pending in ready:
@@ -200,11 +202,12 @@ class JournaledEventStore(EventStore):
                     "the event store is still unreachable; outcomes stay journaled here",
                     extra={"event": key, "reason": type(exc).__name__},
                 )
-                return
+                return False
             with self._lock:
                 if self._journal.get(key) is pending:
                     del self._journal[key]
             log.info("journaled outcome written to the event store", extra={"event": key})
+        return True
 
 
 def build_store(settings: DedupSettings, project: str | None) -> EventStore:

@@ -46,9 +46,12 @@ TTL_FIELD = "expires_at"
 
 
 class FirestoreEventStore(EventStore):
-    def __init__(self, settings: DedupSettings, project: str | None) -> None:
+    def __init__(
+        self, settings: DedupSettings, project: str | None, retry_budget: float = RETRY_BUDGET
+    ) -> None:
         super().__init__(settings.lease_seconds)
         self.settings = settings
+        self.retry_budget = retry_budget
         self.project = project
         self._client: Any = None
         self._lock = threading.Lock()
@@ -191,8 +194,7 @@ class FirestoreEventStore(EventStore):
         moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
         return moment + datetime.timedelta(days=self.settings.ttl_days)
 
-    @staticmethod
-    def _call() -> dict[str, Any]:
+    def _call(self) -> dict[str, Any]:
         from google.api_core import exceptions
         from google.api_core.retry import Retry, if_exception_type
 
@@ -203,9 +205,9 @@ class FirestoreEventStore(EventStore):
             exceptions.ResourceExhausted,
         )
         retry = Retry(
-            predicate=transient, initial=0.1, maximum=1.0, multiplier=2.0, timeout=RETRY_BUDGET
+            predicate=transient, initial=0.1, maximum=1.0, multiplier=2.0, timeout=self.retry_budget
         )
-        return {"retry": retry, "timeout": CALL_TIMEOUT}
+        return {"retry": retry, "timeout": min(CALL_TIMEOUT, self.retry_budget)}
 
 
 def _stored(execution: Execution) -> dict[str, Any]:

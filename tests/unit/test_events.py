@@ -1,0 +1,224 @@
+"""The event store's decisions: memory store, the journal over a failing shared store."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from relay.config import DedupSettings
+from relay.events import (
+    Claim,
+    JournaledEventStore,
+    MemoryEventStore,
+    StoreDown,
+    build_store,
+    merge,
+)
+from relay.models import Execution
+
+LEASE = 540
+
+
+def started(test_id: str, execution_id: str) -> Execution:
+    return Execution(route="smoke", test_id=test_id, execution_id=execution_id)
+
+
+def failed(test_id: str, outcome: str = "failed") -> Execution:
+    return Execution(route="smoke", test_id=test_id, outcome=outcome, error="no")  # type: ignore[arg-type]
+
+
+class FlakyStore(MemoryEventStore):
+    """A shared store that can be switched off: every call raises while `down`."""
+
+    def __init__(self) -> None:
+        super().__init__(LEASE)
+        self.down = False
+        self.calls = 0
+
+    def _check(self) -> None:
+        self.calls += 1
+        if self.down:
+            raise ConnectionError("store unreachable")
+
+    def claim(self, key: str, claim_id: str, now: float) -> Claim:
+        self._check()
+        return super().claim(key, claim_id, now)
+
+    def record(self, key: str, execution: Execution) -> None:
+        self._check()
+        super().record(key, execution)
+
+    def release(self, key, claim_id, executions, done, now) -> None:
+        self._check()
+        super().release(key, claim_id, executions, done, now)
+
+
+# --- memory store ------------------------------------------------------------------------------
+
+
+def test_first_delivery_is_new_and_a_second_one_is_busy_while_it_runs():
+    store = MemoryEventStore(LEASE)
+    assert store.claim("e", "a", 0).kind == "new"
+    assert store.claim("e", "b", 1).kind == "busy"
+
+
+def test_a_finished_event_is_done_with_its_executions():
+    store = MemoryEventStore(LEASE)
+    store.claim("e", "a", 0)
+    store.record("e", started("t1", "x1"))
+    store.release("e", "a", [started("t1", "x1"), started("t2", "x2")], True, 1)
+    claim = store.claim("e", "b", 2)
+    assert claim.kind == "done"
+    assert {e.execution_id for e in claim.executions.values()} == {"x1", "x2"}
+
+
+def test_a_partial_event_resumes_with_what_started():
+    store = MemoryEventStore(LEASE)
+    store.claim("e", "a", 0)
+    store.release("e", "a", [started("t1", "x1"), failed("t2", "unknown")], False, 1)
+    claim = store.claim("e", "b", 2)
+    assert claim.kind == "resume"
+    assert claim.executions["smoke/test/t1"].outcome == "started"
+    assert claim.executions["smoke/test/t2"].outcome == "unknown"
+    assert store.claim("e", "c", 3).kind == "busy"  # b holds it now
+
+
+def test_a_claim_left_by_a_dead_instance_is_taken_over_after_the_lease():
+    store = MemoryEventStore(LEASE)
+    store.claim("e", "a", 0)
+    store.record("e", started("t1", "x1"))
+    assert store.claim("e", "b", LEASE - 1).kind == "busy"
+    claim = store.claim("e", "b", LEASE + 1)
+    assert claim.kind == "resume"
+    assert list(claim.executions) == ["smoke/test/t1"]
+
+
+def test_a_late_release_by_a_replaced_claim_records_but_does_not_decide_the_state():
+    store = MemoryEventStore(LEASE)
+    store.claim("e", "a", 0)
+    store.claim("e", "b", LEASE + 1)  # a died (so we thought); b took over
+    store.release("e", "a", [started("t1", "x1")], True, LEASE + 2)
+    assert store.claim("e", "c", LEASE + 3).kind == "busy"  # still b's
+    store.release("e", "b", [started("t2", "x2")], True, LEASE + 4)
+    assert set(store.claim("e", "c", LEASE + 5).executions) == {"smoke/test/t1", "smoke/test/t2"}
+
+
+def test_a_start_is_never_overwritten_by_a_later_failure():
+    assert merge(started("t1", "x1"), failed("t1")).execution_id == "x1"
+    assert merge(failed("t1"), started("t1", "x2")).execution_id == "x2"
+    assert merge(None, failed("t1")).outcome == "failed"
+    store = MemoryEventStore(LEASE)
+    store.claim("e", "a", 0)
+    store.record("e", started("t1", "x1"))
+    store.release("e", "a", [failed("t1", "unknown")], False, 1)
+    assert store.claim("e", "b", 2).executions["smoke/test/t1"].execution_id == "x1"
+
+
+def test_twenty_concurrent_claims_give_exactly_one_new():
+    store = MemoryEventStore(LEASE)
+    barrier = threading.Barrier(20)
+    kinds: list[str] = []
+
+    def deliver(n: int) -> None:
+        barrier.wait()
+        kinds.append(store.claim("e", f"c{n}", 0).kind)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(kinds) == ["busy"] * 19 + ["new"]
+
+
+def test_build_store_picks_the_configured_store_without_contacting_it():
+    assert isinstance(build_store(DedupSettings(), None), MemoryEventStore)
+    store = build_store(DedupSettings(store="firestore", collection="c", ttl_days=7), "demo")
+    assert isinstance(store, JournaledEventStore)
+    assert type(store.shared).__name__ == "FirestoreEventStore"
+    assert store.lease_seconds == DedupSettings().lease_seconds
+
+
+# --- the journal over a shared store --------------------------------------------------------
+
+
+@pytest.fixture
+def shared() -> FlakyStore:
+    return FlakyStore()
+
+
+@pytest.fixture
+def store(shared: FlakyStore) -> JournaledEventStore:
+    return JournaledEventStore(shared)
+
+
+def test_the_journal_passes_everything_through_while_the_store_works(store, shared):
+    assert store.claim("e", "a", 0).kind == "new"
+    store.record("e", started("t1", "x1"))
+    store.release("e", "a", [started("t1", "x1")], True, 1)
+    assert store.pending() == {}
+    assert shared.claim("e", "z", 2).kind == "done"
+
+
+def test_a_claim_that_fails_raises_and_journals_nothing(store, shared):
+    shared.down = True
+    with pytest.raises(ConnectionError):
+        store.claim("e", "a", 0)
+    assert store.pending() == {}
+
+
+def test_outcomes_the_store_refused_answer_redeliveries_and_are_written_later(store, shared):
+    store.claim("e", "a", 0)
+    shared.down = True
+    with pytest.raises(ConnectionError):
+        store.record("e", started("t1", "x1"))
+    with pytest.raises(ConnectionError):
+        store.release("e", "a", [started("t1", "x1"), started("t2", "x2")], True, 1)
+    assert store.pending()["e"].final
+
+    redelivery = store.claim("e", "b", 2)  # the store is still down: the journal answers
+    assert redelivery.kind == "done"
+    assert {e.execution_id for e in redelivery.executions.values()} == {"x1", "x2"}
+
+    shared.down = False
+    assert store.claim("other", "c", 3).kind == "new"  # any claim writes the journal first
+    assert store.pending() == {}
+    assert shared.claim("e", "d", 4).kind == "done"
+    assert store.claim("e", "d", 4).kind == "done"
+
+
+def test_an_unfinished_journaled_event_is_not_claimed_while_the_store_is_down(store, shared):
+    store.claim("e", "a", 0)
+    shared.down = True
+    with pytest.raises(ConnectionError):
+        store.release("e", "a", [started("t1", "x1"), failed("t2")], False, 1)
+    with pytest.raises(StoreDown):
+        store.claim("e", "b", 2)
+    shared.down = False
+    claim = store.claim("e", "b", 3)  # written first, then resumed with what started
+    assert claim.kind == "resume"
+    assert claim.executions["smoke/test/t1"].execution_id == "x1"
+
+
+def test_a_delivery_running_on_this_instance_makes_others_busy_without_asking_the_store(
+    store, shared
+):
+    store.claim("e", "a", 0)
+    calls = shared.calls
+    assert store.claim("e", "b", 1).kind == "busy"
+    assert shared.calls == calls
+    store.release("e", "a", [started("t1", "x1")], True, 2)
+    assert store.claim("e", "b", 3).kind == "done"
+
+
+def test_a_record_that_failed_is_healed_by_a_release_that_worked(store, shared):
+    store.claim("e", "a", 0)
+    shared.down = True
+    with pytest.raises(ConnectionError):
+        store.record("e", started("t1", "x1"))
+    shared.down = False
+    store.release("e", "a", [failed("t2")], False, 1)  # the pipeline's own list lacked t1
+    assert store.pending() == {}
+    claim = shared.claim("e", "b", 2)
+    assert claim.executions["smoke/test/t1"].execution_id == "x1"
