@@ -105,7 +105,6 @@ class CodemagicSource(Source):
             "webhook-id": delivery_id,
             "webhook-timestamp": timestamp,
             "webhook-signature": f"v1,{signature}",
-            "Content-Type": "application/json",
         }
 
     def parse(self, delivery: Delivery) -> Event:

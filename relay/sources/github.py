@@ -179,7 +179,6 @@ class GitHubSource(Source):
             "X-GitHub-Event": guess_event(body),
             "X-GitHub-Delivery": delivery_id,
             "X-Hub-Signature-256": "sha256=" + hmac_hex(secret, body, hashlib.sha256),
-            "Content-Type": "application/json",
         }
 
     def parse(self, delivery: Delivery) -> Event:

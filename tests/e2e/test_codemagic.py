@@ -328,3 +328,8 @@ def test_a_source_without_a_signing_secret_refuses_to_start(start_relay, revyl_y
     assert "sources.codemagic.secret: Field required: every source is authenticated" in str(
         caught.value
     )
+
+
+def test_the_docs_show_the_very_snippet_that_is_tested():
+    docs = (REPO / "docs" / "codemagic.md").read_text()
+    assert SNIPPET.read_text() in docs

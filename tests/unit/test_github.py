@@ -69,7 +69,6 @@ def test_shared_samples_verify_with_their_known_signatures(name):
         "X-GitHub-Event": event,
         "X-GitHub-Delivery": GUID,
         "X-Hub-Signature-256": signature,
-        "Content-Type": "application/json",
     }
 
 
