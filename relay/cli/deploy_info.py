@@ -19,10 +19,8 @@ import argparse
 from relay.cli.check import secret_refs
 from relay.cli.common import load
 from relay.config import RelayConfig, SecretRef
+from relay.events_firestore import TTL_FIELD  # each record's expiry: the TTL policy's field
 from relay.sources import source_class
-
-# The field relay/events_firestore.py stores each record's expiry in: the TTL policy's field.
-TTL_FIELD = "expires_at"
 
 WHERE = {
     "eas": "eas webhook:create --event BUILD --url {url} --secret <its secret>",
