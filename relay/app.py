@@ -44,12 +44,16 @@ def read_body(request: flask.Request) -> bytes:
 
 def error_answer(exc: RelayError) -> Answer:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = exc.allow
     body = RelayResponse(event=exc.event, decision=exc.decision, reason=exc.message)  # type: ignore[arg-type]
     return Answer(exc.status, body, headers)
 
 
 def respond(relay: Relay, request: flask.Request) -> Answer:
     name = request.path.strip("/")
+    if name == "healthz":
+        raise MethodNotAllowed(f"{request.method} is not allowed: GET /healthz", allow="GET, HEAD")
     if request.method != "POST":
         raise MethodNotAllowed(f"{request.method} is not allowed: POST a webhook to /<source>")
     relay.source(name)  # an unknown path is a 404 before the body is read

@@ -54,6 +54,10 @@ class UnknownSource(Rejected):
 class MethodNotAllowed(Rejected):
     status = 405
 
+    def __init__(self, message: str, *, allow: str = "POST") -> None:
+        super().__init__(message)
+        self.allow = allow  # the answer's Allow header (RFC 9110)
+
 
 class PayloadTooLarge(Rejected):
     status = 413

@@ -62,9 +62,19 @@ BUILD_VERSION = "9b2f6d3e-1c4a-4e5b-8d7f-0a1b2c3d4e5f"
 # --- the document against answers ------------------------------------------------------------
 
 
-def operation_for(method: str, path: str) -> dict[str, Any]:
+def operation_for(method: str, path: str) -> dict[str, Any] | None:
     template = path if path in SPEC["paths"] else "/{source}"
-    return SPEC["paths"][template][method.lower()]
+    return SPEC["paths"][template].get(method.lower())
+
+
+def undeclared_method_problems(method: str, path: str, answer: requests.Response) -> list[str]:
+    """A method the document does not declare: 405, `Allow`, and a RelayResponse body."""
+    allow = "GET, HEAD" if path == "/healthz" else "POST"
+    if answer.status_code != 405 or answer.headers.get("Allow") != allow:
+        return [f"{method} {path}: {answer.status_code}, Allow {answer.headers.get('Allow')}"]
+    schema = {"$ref": "#/components/schemas/RelayResponse", "components": SPEC["components"]}
+    validator = jsonschema_rs.Draft202012Validator(schema)
+    return [f"{method} {path}: {e.message}" for e in validator.iter_errors(answer.json())]
 
 
 def resolve(node: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +86,10 @@ def resolve(node: dict[str, Any]) -> dict[str, Any]:
 
 def problems(method: str, path: str, answer: requests.Response) -> list[str]:
     """What in this answer the document does not describe (empty: it conforms)."""
-    documented = operation_for(method, path)["responses"]
+    operation = operation_for(method, path)
+    if operation is None:
+        return undeclared_method_problems(method, path, answer)
+    documented = operation["responses"]
     if str(answer.status_code) not in documented:
         return [f"{method} {path}: status {answer.status_code} is not documented"]
     response = resolve(documented[str(answer.status_code)])
@@ -89,9 +102,10 @@ def problems(method: str, path: str, answer: requests.Response) -> list[str]:
         return [*found, f"{method} {path} {answer.status_code}: content type {media!r}"]
     schema = {**response["content"][media]["schema"], "components": SPEC["components"]}
     validator = jsonschema_rs.Draft202012Validator(schema)
+    body = answer.json() if media == "application/json" else answer.text
     found += [
         f"{method} {path} {answer.status_code}: {error.message} at {list(error.instance_path)}"
-        for error in validator.iter_errors(answer.json())
+        for error in validator.iter_errors(body)
     ]
     return found
 
@@ -170,7 +184,9 @@ def test_real_answers_match_the_document(start_relay, fake_revyl):
     assert send("POST", "/eas", b"not json", signed("eas", b"not json", EAS_SECRET, "x")) == 400
     assert eas(ios, "sha1=" + "0" * 40) == 401
     assert send("POST", "/nowhere", b"{}") == 404
+    assert send("POST", "/new%0Aline", b"{}") == 404  # the web server's own page
     assert send("GET", "/eas") == 405
+    assert send("POST", "/healthz") == 405
     assert send("POST", "/eas", b"x" * (2 << 20)) == 413
     assert eas(ios, EAS_IOS_SIGNATURE, path="/lost") == 503  # the secret cannot be read
 
@@ -195,7 +211,9 @@ def test_real_answers_match_the_document(start_relay, fake_revyl):
     assert send("POST", "/ci", body, headers) == 409  # the first delivery is still running
     first.join()
 
-    decisions = {a.json().get("decision") for _, _, a in answers}
+    decisions = {
+        a.json().get("decision") for _, _, a in answers if "json" in a.headers["Content-Type"]
+    }
     assert {"triggered", "duplicate", "ignored", "failed", "in_progress"} <= decisions
     found = [p for method, path, answer in answers for p in problems(method, path, answer)]
     assert found == []
