@@ -77,9 +77,10 @@ def test_a_usage_mistake_is_one_line_and_no_traceback(capsys, tmp_path):
 
 def test_check_prints_the_sources_and_routes_of_the_bundled_config(capsys, monkeypatch):
     monkeypatch.delenv("REVYL_API_KEY", raising=False)
+    monkeypatch.chdir(REPO)
     code, out, _ = run(capsys, "check", "--config", BUNDLED)
     assert code == 0
-    assert out.startswith(f"{BUNDLED}: valid (2 sources, 3 routes)\n")
+    assert out.startswith("relay.yaml: valid (2 sources, 3 routes)\n")
     assert "eas     eas      secret: env EAS_WEBHOOK_SECRET  /eas" in out
     assert (
         "ios-smoke      eas     platform=ios profile=preview  ingest app 5b0d3c1e"

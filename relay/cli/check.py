@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from relay.cli.common import load, table
 from relay.config import RelayConfig, Route, SecretRef, source_secret_refs
@@ -16,7 +17,8 @@ def run(args: argparse.Namespace) -> int:
     path, config = load(args.config)
     for name, settings in config.sources.items():
         build_source(name, settings)  # every type resolves to a module
-    print(f"{path}: valid ({_count(config.sources, 'source')}, {_count(config.routes, 'route')})")
+    counts = f"{_count(config.sources, 'source')}, {_count(config.routes, 'route')}"
+    print(f"{shown_path(path)}: valid ({counts})")
     print()
     print(sources_table(config))
     print()
@@ -30,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
     results = check_secrets(config, os.environ)
     print(table(["SECRET", "USED BY", "STATUS"], results))
     return 0 if all(status == "readable" for _, _, status in results) else 1
+
+
+def shown_path(path: Path) -> str:
+    """The path as the user would type it: relative to here when it is below here."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _count(items: object, noun: str) -> str:

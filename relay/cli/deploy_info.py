@@ -25,12 +25,13 @@ from relay.sources import source_class
 WHERE = {
     "eas": "eas webhook:create --event BUILD --url {url} --secret <its secret>",
     "generic": "your CI posts Standard Webhooks-signed JSON to {url}",
-    "github": "repository (or organization) Settings > Webhooks: Payload URL {url}, "
-    "content type application/json, its secret; events Workflow runs, Releases",
-    "bitrise": "the Bitrise app's Integrations > Webhooks: URL {url}, its secret, "
-    "event Build finished",
+    "codemagic": "the publishing script of examples/codemagic.yaml posts to {url}",
+    "github": "repository Settings > Webhooks > Add webhook: Payload URL {url}, "
+    "application/json, its secret; events Releases, Workflow runs, Repository dispatches",
+    "bitrise": "the app's Project settings > Integrations > Webhooks > Outgoing: "
+    "URL {url}, its secret, events Build",
     "app-store-connect": "App Store Connect Users and Access > Integrations > Webhooks: "
-    "URL {url}, its secret, event Build Upload State",
+    "Payload URL {url}, its secret, event Build Upload State",
     "slack": "your Slack app's Slash Commands: Request URL {url}",
 }
 
