@@ -19,6 +19,9 @@
 #   --runtime RUNTIME             python312
 #   --firestore-location FIRESTORE_LOCATION
 #                                 the region
+#   --cpu-always (CPU_ALWAYS=1)   after each deploy, give the function's Cloud Run service 1 vCPU
+#                                 always allocated (instance-based billing), which a Slack
+#                                 source's follow-ups need: see docs/slack.md
 #   --dry-run (DRY_RUN=1)         print every gcloud command instead of running it
 #
 # A secret that does not exist yet (or has no version) gets its value from the environment
@@ -30,7 +33,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
 die() { printf 'deploy.sh: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 
 PROJECT="${PROJECT:-}"
 REGION="${REGION:-}"
@@ -43,6 +46,7 @@ MIN_INSTANCES="${MIN_INSTANCES:-0}"
 RUNTIME="${RUNTIME:-python312}"
 FIRESTORE_LOCATION="${FIRESTORE_LOCATION:-}"
 DRY_RUN="${DRY_RUN:-0}"
+CPU_ALWAYS="${CPU_ALWAYS:-0}"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -57,6 +61,7 @@ while [[ $# -gt 0 ]]; do
     --runtime) RUNTIME="${2:-}"; shift 2 ;;
     --firestore-location) FIRESTORE_LOCATION="${2:-}"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
+    --cpu-always) CPU_ALWAYS=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument $1 (see ./deploy.sh --help)" ;;
   esac
@@ -72,7 +77,8 @@ if [[ -z ${PYTHON:-} ]]; then
 fi
 
 # The function reads its config from the uploaded directory, by a path relative to it.
-CONFIG_PATH="$("$PYTHON" -c 'import os, sys; print(os.path.relpath(os.path.realpath(sys.argv[1])))' "$CONFIG")"
+RELATIVE='import os, sys; print(os.path.relpath(os.path.realpath(sys.argv[1])))'
+CONFIG_PATH="$("$PYTHON" -c "$RELATIVE" "$CONFIG")"
 [[ $CONFIG_PATH != ../* ]] || die "config $CONFIG is outside $ROOT: it would not be uploaded"
 if [[ -f .gcloudignore ]]; then
   while IFS= read -r pattern; do
@@ -110,7 +116,11 @@ fi
 quoted() {
   local arg out=()
   for arg in "$@"; do
-    if [[ $arg =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then out+=("$arg"); else out+=("'${arg//\'/\'\\\'\'}'"); fi
+    if [[ $arg =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then
+      out+=("$arg")
+    else
+      out+=("'${arg//\'/\'\\\'\'}'")  # single-quoted, for pasting into a shell
+    fi
   done
   printf '%s' "${out[*]}"
 }
@@ -127,11 +137,13 @@ exists() {
   if [[ $DRY_RUN == 1 ]]; then printf '+ %s\n' "$(quoted "$@")"; return 1; fi
   "$@" > /dev/null 2>&1
 }
-# `create CMD…`: run a command that the check before it found necessary.
+# `create WHAT CMD…`: run a command that the check before it found necessary.
 create() {
+  local what="$1"
+  shift
   if [[ $DRY_RUN == 1 ]]; then printf '+ %s   # if missing\n' "$(quoted "$@")"; return; fi
   "$@"
-  printf 'created\n'
+  printf 'created %s\n' "$what"
 }
 
 # The value of a missing secret: from its variable, else a prompt that does not echo.
@@ -182,8 +194,8 @@ if exists gcloud iam service-accounts describe "$SA_EMAIL" "--project=$PROJECT";
 else
   [[ $SERVICE_ACCOUNT != *@* ]] || [[ $DRY_RUN == 1 ]] \
     || die "service account $SA_EMAIL not found (give an id to have it created)"
-  create gcloud iam service-accounts create "${SA_EMAIL%%@*}" "--project=$PROJECT" \
-    "--display-name=Revyl build relay" --quiet
+  create "the service account" gcloud iam service-accounts create "${SA_EMAIL%%@*}" \
+    "--project=$PROJECT" "--display-name=Revyl build relay" --quiet
 fi
 
 SECRET_MOUNTS=()
@@ -194,12 +206,16 @@ while IFS=$'\t' read -r kind name project mount variable used_by; do
   if exists gcloud secrets describe "$name" "--project=$project"; then
     versions="$(gcloud secrets versions list "$name" "--project=$project" \
       --filter=state:ENABLED --limit=1 '--format=value(name)')"
-    if [[ -n $versions ]]; then printf 'exists\n'; else add_version "$name" "$project" "$variable"; fi
+    if [[ -n $versions ]]; then
+      printf 'exists\n'
+    else
+      add_version "$name" "$project" "$variable"
+    fi
   else
     value=""  # read before creating, so a missing value leaves no empty secret behind
     [[ $DRY_RUN == 1 ]] || value="$(secret_value "$name" "$variable")"
-    create gcloud secrets create "$name" "--project=$project" --replication-policy=automatic \
-      --quiet
+    create "secret $name" gcloud secrets create "$name" "--project=$project" \
+      --replication-policy=automatic --quiet
     add_version "$name" "$project" "$variable" "$value"
     value=""
   fi
@@ -220,7 +236,7 @@ if [[ -n $DATABASE ]]; then
   if exists gcloud firestore databases describe "--database=$DATABASE" "--project=$PROJECT"; then
     printf 'database exists\n'
   else
-    create gcloud firestore databases create "--database=$DATABASE" \
+    create "the database" gcloud firestore databases create "--database=$DATABASE" \
       "--location=$FIRESTORE_LOCATION" --type=firestore-native "--project=$PROJECT" --quiet
   fi
   ttl_list=(gcloud firestore fields ttls list "--collection-group=$COLLECTION"
@@ -234,7 +250,8 @@ if [[ -n $DATABASE ]]; then
   if grep -q "/fields/$TTL_FIELD\$" <<< "$ttl_fields"; then
     printf 'TTL policy exists\n'
   else
-    create gcloud firestore fields ttls update "$TTL_FIELD" "--collection-group=$COLLECTION" \
+    create "the TTL policy (it takes effect within minutes)" \
+      gcloud firestore fields ttls update "$TTL_FIELD" "--collection-group=$COLLECTION" \
       "--database=$DATABASE" --enable-ttl --async "--project=$PROJECT" --quiet
   fi
   quietly gcloud projects add-iam-policy-binding "$PROJECT" "--member=$MEMBER" \
@@ -256,6 +273,12 @@ run gcloud functions deploy "$FUNCTION" --gen2 "--runtime=$RUNTIME" "--region=$R
   "--memory=$MEMORY" "--min-instances=$MIN_INSTANCES" "--set-env-vars=$ENV_VARS" \
   "$SECRETS_FLAG" --quiet
 
+if [[ $CPU_ALWAYS == 1 ]]; then
+  step "CPU always allocated (the function's Cloud Run service; re-applied on every deploy)"
+  quietly gcloud run services update "$FUNCTION" "--region=$REGION" "--project=$PROJECT" \
+    --cpu=1 --no-cpu-throttling --quiet
+fi
+
 describe=(gcloud functions describe "$FUNCTION" "--region=$REGION" "--project=$PROJECT"
   '--format=value(serviceConfig.uri)')
 if [[ $DRY_RUN == 1 ]]; then
@@ -273,6 +296,11 @@ while IFS=$'\t' read -r kind name type hint; do
   printf '  %-10s %s\n' "$name" "$URI/$name"
   printf '  %-10s %s\n' "" "${hint//\{url\}/$URI/$name}"
 done <<< "$INFO"
+if [[ $CPU_ALWAYS != 1 ]] && awk -F'\t' '$1 == "source" && $3 == "slack" { found = 1 }
+    END { exit !found }' <<< "$INFO"; then
+  printf '\nnote: a Slack source posts late answers after the response; for that the function\n'
+  printf '      needs CPU always allocated: deploy with --cpu-always (docs/slack.md)\n'
+fi
 if [[ $(field dry-run 2) == yes ]]; then
-  printf '\nnote: the config has no revyl.token, so the relay verifies and routes but starts nothing\n'
+  printf '\nnote: the config has no revyl.token: the relay verifies and routes, starts nothing\n'
 fi

@@ -272,3 +272,50 @@ def test_refuses_an_invalid_config(gcloud):
     assert done.returncode == 1
     assert "routes.0: route 'r' names no `tests` and no `workflows`" in done.stderr
     assert gcloud.calls() == []
+
+
+def test_help_prints_the_settings(gcloud):
+    done = deploy(gcloud, "--help")
+    assert done.returncode == 0
+    assert "--project PROJECT             required" in done.stdout
+    assert "set -euo pipefail" not in done.stdout
+
+
+SLACK_CONFIG = """
+sources:
+  slack: {secret: {secret: slack-signing-secret}, team_id: T0001}
+routes:
+  - name: smoke
+    tests: [0f8f6c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6]
+"""
+
+
+def test_a_slack_source_is_told_about_cpu_always_and_gets_it_when_asked(gcloud):
+    config = REPO / f"relay.deploy-test-{uuid.uuid4().hex[:8]}.yaml"
+    config.write_text(SLACK_CONFIG)
+    args = ("--project", PROJECT, "--region", REGION, "--config", config.name)
+    env = {"SLACK_SIGNING_SECRET": "slack-value"}
+    try:
+        plain = deploy(gcloud, *args, env=env)
+        always = deploy(gcloud, *args, "--cpu-always")
+    finally:
+        config.unlink()
+    assert plain.returncode == 0, plain.stderr
+    assert "deploy with --cpu-always (docs/slack.md)" in plain.stdout
+    assert "no revyl.token" in plain.stdout
+    assert always.returncode == 0, always.stderr
+    assert "--cpu-always" not in always.stdout
+    updates = [c for c in gcloud.calls() if c[:3] == ["run", "services", "update"]]
+    assert updates == [
+        [
+            "run",
+            "services",
+            "update",
+            "revyl-relay",
+            f"--region={REGION}",
+            f"--project={PROJECT}",
+            "--cpu=1",
+            "--no-cpu-throttling",
+            "--quiet",
+        ]
+    ]

@@ -98,7 +98,8 @@ def decision_for(plans: list[RoutePlan]) -> dict[str, Any]:
     runnable = [p for p in plans if p.problem is None]
     tests = sum(1 for p in runnable for t in p.targets if t.test_id)
     workflows = sum(1 for p in runnable for t in p.targets if t.workflow_id)
-    would_start = f"{_n(tests, 'test')} and {_n(workflows, 'workflow')} would start"
+    counts = [_n(n, noun) for n, noun in ((tests, "test"), (workflows, "workflow")) if n]
+    would_start = f"{' and '.join(counts) or 'nothing'} would start"
     if len(runnable) == len(plans):
         return decided("triggered", f"{_n(len(plans), 'route')} matched: {would_start}")
     problems = "; ".join(f"{p.route.name}: {p.problem}" for p in plans if p.problem)
