@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Literal
@@ -132,10 +133,14 @@ class JournaledEventStore(EventStore):
     write the journal to the shared store. Failures are still raised, so the caller can say so.
     """
 
-    def __init__(self, shared: EventStore, flush_limit: int = 20) -> None:
+    def __init__(
+        self, shared: EventStore, flush_limit: int = 20, flush_every: float | None = 2.0
+    ) -> None:
         super().__init__(shared.lease_seconds)
         self.shared = shared
         self.flush_limit = flush_limit
+        self.flush_every = flush_every  # seconds between background flushes (None: only on claim)
+        self._flusher: threading.Thread | None = None
         self._lock = threading.Lock()
         self._live: dict[str, str] = {}  # event key -> claim id, for deliveries running here
         self._journal: dict[str, _Pending] = {}
@@ -187,7 +192,25 @@ class JournaledEventStore(EventStore):
         except Exception:
             with self._lock:
                 self._journal[key] = _Pending(claim_id, merged, done, final=True)
+                self._start_flusher()
             raise
+
+    def _start_flusher(self) -> None:
+        """Keep trying to write the journal in the background, so other instances see it
+        without waiting for a webhook to reach this one. Called with the lock held."""
+        if self.flush_every is None or (self._flusher and self._flusher.is_alive()):
+            return
+        self._flusher = threading.Thread(target=self._flush_loop, name="journal", daemon=True)
+        self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(self.flush_every or 0)
+            self.flush(time.time())
+            with self._lock:
+                if not any(p.final for p in self._journal.values()):
+                    self._flusher = None
+                    return
 
     def flush(self, now: float) -> bool:
         """Write finished journal entries to the shared store; False at the first failure."""

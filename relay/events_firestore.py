@@ -182,7 +182,7 @@ class FirestoreEventStore(EventStore):
 
     def _ref(self, key: str, generation: int = 1) -> Any:
         """The event's document, or (generation > 1) the lock document of a takeover."""
-        doc_id = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+        doc_id = document_id(key)
         if generation > 1:
             doc_id = f"{doc_id}~{generation}"
         return self.client().collection(self.settings.collection).document(doc_id)
@@ -208,6 +208,11 @@ class FirestoreEventStore(EventStore):
             predicate=transient, initial=0.1, maximum=1.0, multiplier=2.0, timeout=self.retry_budget
         )
         return {"retry": retry, "timeout": min(CALL_TIMEOUT, self.retry_budget)}
+
+
+def document_id(key: str) -> str:
+    """Event keys may hold `/` (not allowed in a document id): the id is the key's SHA-256."""
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _stored(execution: Execution) -> dict[str, Any]:

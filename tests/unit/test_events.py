@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -150,7 +151,7 @@ def shared() -> FlakyStore:
 
 @pytest.fixture
 def store(shared: FlakyStore) -> JournaledEventStore:
-    return JournaledEventStore(shared)
+    return JournaledEventStore(shared, flush_every=None)  # flushed by claims only
 
 
 def test_the_journal_passes_everything_through_while_the_store_works(store, shared):
@@ -222,3 +223,19 @@ def test_a_record_that_failed_is_healed_by_a_release_that_worked(store, shared):
     assert store.pending() == {}
     claim = shared.claim("e", "b", 2)
     assert claim.executions["smoke/test/t1"].execution_id == "x1"
+
+
+def test_the_journal_is_written_in_the_background_once_the_store_is_back(shared):
+    store = JournaledEventStore(shared, flush_every=0.05)
+    store.claim("e", "a", 0)
+    shared.down = True
+    with pytest.raises(ConnectionError):
+        store.release("e", "a", [started("t1", "x1")], True, 1)
+    time.sleep(0.2)  # the flusher tries, and fails, while the store is down
+    assert "e" in store.pending()
+    shared.down = False
+    deadline = time.monotonic() + 5
+    while store.pending() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert store.pending() == {}
+    assert shared.claim("e", "b", 2).kind == "done"  # no webhook reached this instance

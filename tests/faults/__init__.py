@@ -1,0 +1,1 @@
+"""The fault suite: `python -m tests.faults` (see suite.py)."""

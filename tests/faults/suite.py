@@ -1,0 +1,484 @@
+"""The fault suite: the running function against a misbehaving world, one scenario at a time.
+
+    .venv/bin/python -m tests.faults            # every scenario, then the table
+    .venv/bin/python -m tests.faults --only 429 # the scenarios whose name contains "429"
+
+It starts, on loopback: the fake Revyl, the fake Secret Manager, the Firestore emulator, and two
+instances of the function (functions-framework processes) sharing Firestore as a deployment's
+instances do (plus a fresh third one where a scenario needs an instance with nothing cached).
+Each scenario sends one EAS build webhook (a build id of its own), one or more times, injects
+its fault, and counts what the fake Revyl really started for each of the route's three targets.
+
+The exit status is 1 if any scenario's runs or answers differ from what it expects: exactly one
+run per target once the event is complete, none where nothing could start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from relay.events_firestore import document_id
+from relay.signatures import hmac_hex
+from tests.fakes.firestore_emulator import FirestoreEmulator
+from tests.fakes.revyl import (
+    EXECUTE_TEST_PATH,
+    EXECUTE_WORKFLOW_PATH,
+    Delay,
+    FakeRevyl,
+    Hang,
+    Reset,
+    Status,
+)
+from tests.fakes.secret_manager import FakeSecretManager
+from tests.payloads import EAS_SECRET, payload
+from tests.support.function_process import FunctionProcess
+
+TOKEN = "rev_fault_suite_token_5c1d"
+APP = "5b0d3c1e-8a4f-4f6e-9d2a-1c3b5e7f9a01"
+TARGETS = {
+    "0f8f6c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6": "test-1",
+    "1a9e7d2b-3c4d-4e5f-9a01-b2c3d4e5f6a7": "test-2",
+    "7c6b5a49-3827-4165-9f8e-7d6c5b4a3928": "workflow",
+}
+TESTS = [t for t, name in TARGETS.items() if name.startswith("test")]
+WORKFLOW = next(t for t, name in TARGETS.items() if name == "workflow")
+ONCE = {"test-1": 1, "test-2": 1, "workflow": 1}
+NONE = {"test-1": 0, "test-2": 0, "workflow": 0}
+
+
+def config_yaml(revyl_url: str, collection: str) -> str:
+    return f"""
+revyl:
+  api_url: {revyl_url}
+  token: {{secret: revyl-api-key}}
+  connect_timeout: 1
+  request_timeout: 1
+  retry_deadline: 3
+sources:
+  eas: {{secret: {{secret: eas-webhook-secret}}}}
+routes:
+  - name: ios-smoke
+    when: {{source: eas, platform: ios}}
+    build: {{ingest: {{app_id: {APP}}}}}
+    tests: {json.dumps(TESTS)}
+    workflows: [{WORKFLOW}]
+dedup: {{store: firestore, collection: {collection}, ttl_days: 1}}
+"""
+
+
+@dataclass
+class Delivery:
+    instance: str
+    status: int
+    decision: str
+    retry_after: str | None = None
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.instance}:{self.status} {self.decision}"
+
+
+@dataclass
+class Result:
+    name: str
+    deliveries: list[Delivery]
+    runs: dict[str, int]
+    expected_runs: dict[str, int]
+    problems: list[str] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.runs == self.expected_runs
+
+
+class World:
+    """The fakes, the emulator and the function's instances, all on loopback."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.revyl = FakeRevyl(token=TOKEN).start()
+        self.secrets = FakeSecretManager().start()
+        self.emulator = FirestoreEmulator().start()
+        self.config = workdir / "relay.yaml"
+        self.collection = f"faults-{uuid.uuid4().hex[:8]}"
+        self.config.write_text(config_yaml(self.revyl.url, self.collection))
+        self._reset_secrets()
+        self.instances: dict[str, FunctionProcess] = {}
+        for name in ("A", "B"):
+            self.instances[name] = self.start_instance(name)
+
+    def _reset_secrets(self) -> None:
+        self.secrets.down = False
+        self.secrets.set("revyl-api-key", TOKEN, project="demo")
+        self.secrets.set("eas-webhook-secret", EAS_SECRET, project="demo")
+
+    def start_instance(self, name: str) -> FunctionProcess:
+        env = {
+            "RELAY_CONFIG": str(self.config),
+            "RELAY_SECRET_MANAGER_ENDPOINT": self.secrets.url,
+            "GOOGLE_CLOUD_PROJECT": "demo",
+            **self.emulator.env(),
+        }
+        log = self.workdir / f"instance-{name}-{uuid.uuid4().hex[:6]}.log"
+        process = FunctionProcess(env, log_path=log).start()
+        self.instances[name] = process
+        return process
+
+    def close(self) -> None:
+        for process in self.instances.values():
+            process.stop()
+        self.emulator.stop()
+        self.secrets.stop()
+        self.revyl.stop()
+
+    # one scenario's tools
+
+    def fresh(self) -> str:
+        """A new build id (a new event), with Revyl's state and faults forgotten."""
+        self.revyl.reset()
+        self.revyl.latency = 0.0
+        if not self.revyl.running:
+            self.revyl.start()
+        if not self.emulator.running:
+            self.emulator.start()
+        self._reset_secrets()
+        return f"fault-{uuid.uuid4()}"
+
+    def deliver(self, instance: str, build_id: str) -> Delivery:
+        data = json.loads(payload("eas-build-finished-ios.json"))
+        data["id"] = build_id
+        body = json.dumps(data).encode()
+        signature = "sha1=" + hmac_hex(EAS_SECRET, body, hashlib.sha1)
+        url = self.instances[instance].url + "/eas"
+        try:
+            answer = requests.post(
+                url, data=body, headers={"expo-signature": signature}, timeout=60
+            )
+        except requests.RequestException as exc:
+            return Delivery(instance, 0, f"no answer ({type(exc).__name__})")
+        try:
+            body = answer.json()
+        except ValueError:
+            return Delivery(instance, answer.status_code, "not JSON")
+        retry_after = answer.headers.get("Retry-After")
+        decision, reason = body.get("decision", "?"), body.get("reason") or ""
+        return Delivery(instance, answer.status_code, decision, retry_after, reason)
+
+    def deliver_until_answered(
+        self, instance: str, build_id: str, tries: int = 10
+    ) -> list[Delivery]:
+        """Deliver like a sender that retries after 503/409: until another answer (or `tries`)."""
+        seen = []
+        for _ in range(tries):
+            seen.append(self.deliver(instance, build_id))
+            if seen[-1].status not in (409, 503, 0):
+                break
+            time.sleep(1)
+        return seen
+
+    def wait_for_event(self, build_id: str, timeout: float = 20) -> bool:
+        """Wait until Firestore holds the event's record (the suite reads the emulator)."""
+        import os
+
+        from google.cloud import firestore
+
+        os.environ.update(self.emulator.env())
+        client = firestore.Client(project="demo")
+        ref = client.collection(self.collection).document(document_id(f"eas:{build_id}:finished"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if ref.get(timeout=2).exists:
+                    return True
+            time.sleep(0.2)
+        return False
+
+    def runs(self) -> dict[str, int]:
+        started = self.revyl.started(EXECUTE_TEST_PATH) + self.revyl.started(EXECUTE_WORKFLOW_PATH)
+        counts = Counter(TARGETS[c.json.get("test_id") or c.json["workflow_id"]] for c in started)
+        return {name: counts.get(name, 0) for name in TARGETS.values()}
+
+
+def expect(deliveries: list[Delivery], *wanted: tuple[int, str]) -> list[str]:
+    """Problems, if the deliveries' (status, decision) differ from `wanted`, in order."""
+    got = [(d.status, d.decision) for d in deliveries]
+    return [] if got == list(wanted) else [f"answers {got}, expected {list(wanted)}"]
+
+
+def with_retry_after(deliveries: list[Delivery]) -> list[str]:
+    return [
+        f"{d} has no Retry-After"
+        for d in deliveries
+        if d.status in (409, 503) and not (d.retry_after and d.retry_after.isdigit())
+    ]
+
+
+# --- the scenarios -------------------------------------------------------------------------------
+
+Scenario = Callable[[World], Result]
+SCENARIOS: list[tuple[str, Scenario]] = []
+
+
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        SCENARIOS.append((name, fn))
+        return fn
+
+    return register
+
+
+@scenario("20 concurrent deliveries, 2 instances")
+def concurrent(world: World) -> Result:
+    build = world.fresh()
+    world.revyl.latency = 0.3  # the first is still starting runs while the others arrive
+    barrier = threading.Barrier(20)
+    deliveries: list[Delivery] = []
+    lock = threading.Lock()
+
+    def send(n: int) -> None:
+        barrier.wait()
+        delivery = world.deliver("AB"[n % 2], build)
+        with lock:
+            deliveries.append(delivery)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    decisions = Counter((d.status, d.decision) for d in deliveries)
+    problems = with_retry_after(deliveries)
+    if decisions[(200, "triggered")] != 1:
+        problems.append(f"{decisions[(200, 'triggered')]} deliveries triggered, expected 1")
+    others = set(decisions) - {(200, "triggered"), (409, "in_progress"), (200, "duplicate")}
+    if others:
+        problems.append(f"unexpected answers {sorted(others)}")
+    summary = [Delivery("A+B", s, f"{d} ×{n}") for (s, d), n in sorted(decisions.items())]
+    return Result("", summary, world.runs(), ONCE, problems)
+
+
+@scenario("redelivery after a partial failure (402)")
+def partial(world: World) -> Result:
+    build = world.fresh()
+    world.revyl.fail(EXECUTE_WORKFLOW_PATH, Status(402, json_body={"detail": "Out of minutes"}))
+    first = world.deliver("A", build)
+    again = world.deliver("B", build)
+    problems = expect([first, again], (502, "partial"), (200, "triggered"))
+    return Result("", [first, again], world.runs(), ONCE, problems)
+
+
+@scenario("Revyl 429 with Retry-After: 1")
+def too_many(world: World) -> Result:
+    build = world.fresh()
+    world.revyl.fail(EXECUTE_TEST_PATH, Status(429, headers={"Retry-After": "1"}))
+    first = world.deliver("A", build)
+    again = world.deliver("A", build)
+    problems = expect([first, again], (200, "triggered"), (200, "duplicate"))
+    return Result("", [first, again], world.runs(), ONCE, problems, "retried after 1 s")
+
+
+@scenario("Revyl 503, twice")
+def unavailable(world: World) -> Result:
+    build = world.fresh()
+    world.revyl.fail(EXECUTE_WORKFLOW_PATH, Status(503), Status(503))
+    first = world.deliver("A", build)
+    problems = expect([first], (200, "triggered"))
+    return Result("", [first], world.runs(), ONCE, problems, "retried with backoff")
+
+
+@scenario("Revyl 503 past the deadline")
+def unavailable_long(world: World) -> Result:
+    build = world.fresh()
+    world.revyl.fail_always(EXECUTE_WORKFLOW_PATH, Status(503))
+    first = world.deliver("A", build)
+    world.revyl.clear_faults()
+    again = world.deliver("B", build)
+    problems = expect([first, again], (502, "partial"), (200, "triggered"))
+    return Result("", [first, again], world.runs(), ONCE, problems)
+
+
+@scenario("Revyl 500")
+def server_error(world: World) -> Result:
+    build = world.fresh()
+    world.revyl.fail(EXECUTE_WORKFLOW_PATH, Status(500))
+    first = world.deliver("A", build)
+    again = world.deliver("B", build)
+    problems = expect([first, again], (502, "partial"), (200, "triggered"))
+    return Result("", [first, again], world.runs(), ONCE, problems, "unknown, then retried")
+
+
+@scenario("Revyl resets the connection")
+def reset(world: World) -> Result:
+    build = world.fresh()
+    world.revyl.fail(EXECUTE_WORKFLOW_PATH, Reset())
+    first = world.deliver("A", build)
+    again = world.deliver("B", build)
+    problems = expect([first, again], (502, "partial"), (200, "triggered"))
+    return Result("", [first, again], world.runs(), ONCE, problems, "unknown, then retried")
+
+
+@scenario("Revyl times out (the run did start)")
+def timeout(world: World) -> Result:
+    build = world.fresh()
+    world.revyl.fail(EXECUTE_WORKFLOW_PATH, Hang(3))
+    first = world.deliver("A", build)
+    again = world.deliver("B", build)
+    problems = expect([first, again], (502, "partial"), (200, "triggered"))
+    note = "ambiguous: Revyl started it but never answered; retried on redelivery (see docs)"
+    return Result("", [first, again], world.runs(), {**ONCE, "workflow": 2}, problems, note)
+
+
+@scenario("Revyl refuses connections")
+def refused(world: World) -> Result:
+    build = world.fresh()
+    world.revyl.stop()
+    first = world.deliver("A", build)
+    world.revyl.start()
+    again = world.deliver("B", build)
+    problems = expect([first, again], (502, "failed"), (200, "triggered"))
+    return Result("", [first, again], world.runs(), ONCE, problems)
+
+
+@scenario("Secret Manager down (fresh instance)")
+def secrets_down(world: World) -> Result:
+    build = world.fresh()
+    world.start_instance("C")  # nothing cached yet
+    world.secrets.down = True
+    first = world.deliver("C", build)
+    runs_while_down = world.runs()
+    world.secrets.down = False
+    again = world.deliver("C", build)
+    problems = expect([first, again], (503, "failed"), (200, "triggered"))
+    problems += with_retry_after([first])
+    if runs_while_down != NONE:
+        problems.append(f"runs started while the token could not be read: {runs_while_down}")
+    world.instances.pop("C").stop()
+    return Result("", [first, again], world.runs(), ONCE, problems)
+
+
+@scenario("Firestore down before the delivery")
+def store_down(world: World) -> Result:
+    build = world.fresh()
+    world.emulator.stop()
+    first = world.deliver("A", build)
+    runs_while_down = world.runs()
+    world.emulator.start()
+    later = world.deliver_until_answered("B", build)
+    problems = with_retry_after([first])
+    problems += expect([first, later[-1]], (503, "failed"), (200, "triggered"))
+    if runs_while_down != NONE:
+        problems.append(f"runs started without a claim: {runs_while_down}")
+    return Result("", [first, *later], world.runs(), ONCE, problems)
+
+
+@scenario("Firestore stopped mid-run")
+def store_stops(world: World) -> Result:
+    build = world.fresh()
+    world.revyl.fail(EXECUTE_TEST_PATH, Delay(0.7), Delay(0.7))  # < request_timeout
+    world.revyl.fail(EXECUTE_WORKFLOW_PATH, Delay(0.7))
+    answers: list[Delivery] = []
+    sender = threading.Thread(target=lambda: answers.append(world.deliver("A", build)))
+    sender.start()
+    deadline = time.monotonic() + 10
+    while len(world.revyl.calls_to("/execution/")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    world.emulator.stop()  # claimed, runs starting: the store goes away
+    sender.join()
+    during = world.deliver("A", build)  # the same instance remembers
+    world.emulator.start()  # the emulator comes back EMPTY (harsher than a real outage)
+    written = world.wait_for_event(build)  # A writes its journal back, in the background
+    other = world.deliver_until_answered("B", build)  # another instance reads it from Firestore
+    again = world.deliver("A", build)
+    deliveries = [*answers, during, *other, again]
+    problems = expect(
+        [*answers, during, other[-1], again],
+        (200, "triggered"),
+        (200, "duplicate"),
+        (200, "duplicate"),
+        (200, "duplicate"),
+    )
+    if not written:
+        problems.append("A never wrote its journaled outcome back to Firestore")
+    if answers and "did not take this outcome" not in answers[0].reason:
+        problems.append("the first answer does not say its outcome went unrecorded")
+    note = "outcome journaled on A while Firestore was away, written back when it returned"
+    return Result("", deliveries, world.runs(), ONCE, problems, note)
+
+
+# --- running and reporting -----------------------------------------------------------------------
+
+
+def run(selected: list[tuple[str, Scenario]]) -> list[Result]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="relay-faults-") as tmp:
+        world = World(Path(tmp))
+        try:
+            for name, fn in selected:
+                started = time.monotonic()
+                try:
+                    result = fn(world)
+                except Exception as exc:  # a broken scenario is a failed one, with its reason
+                    result = Result("", [], {}, ONCE, [f"scenario crashed: {exc!r}"])
+                result.name = name
+                result.note += f"{'; ' if result.note else ''}{time.monotonic() - started:.1f} s"
+                results.append(result)
+                print(f"{'ok  ' if result.ok else 'FAIL'} {name}", file=sys.stderr, flush=True)
+        finally:
+            world.close()
+    return results
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| scenario | deliveries (instance:status decision) | runs at Revyl | verdict |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        deliveries = " → ".join(str(d) for d in r.deliveries) or "-"
+        runs = " ".join(f"{k}={v}" for k, v in r.runs.items()) or "-"
+        if r.ok:
+            verdict = "ok" + (f" ({r.note})" if r.note else "")
+        else:
+            wanted = " ".join(f"{k}={v}" for k, v in r.expected_runs.items())
+            reasons = r.problems + (
+                [f"runs expected {wanted}"] if r.runs != r.expected_runs else []
+            )
+            verdict = "**VIOLATION**: " + "; ".join(reasons)
+        lines.append(f"| {r.name} | {deliveries} | {runs} | {verdict} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.faults", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--only", help="run the scenarios whose name contains this text")
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        print("\n".join(name for name, _ in SCENARIOS))
+        return 0
+    selected = [(n, fn) for n, fn in SCENARIOS if not args.only or args.only.lower() in n.lower()]
+    if not selected:
+        print(f"no scenario matches {args.only!r}", file=sys.stderr)
+        return 2
+    results = run(selected)
+    print(table(results))
+    failed = [r.name for r in results if not r.ok]
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
