@@ -2,8 +2,9 @@
 
 Read the body, check the `expo-signature` HMAC, make the one execute POST over a pooled
 `requests.Session`, answer JSON. No config, no routing, no dedup, no Secret Manager, no log
-line. The benchmark serves it exactly as the relay is served (functions-framework, same
-gunicorn settings) and reports the relay's figures as ratios to this one's.
+line; the session does not re-read proxy settings from the environment on each call (nor does
+the relay's). The benchmark serves it exactly as the relay is served (functions-framework,
+same gunicorn settings) and reports the relay's figures as ratios to this one's.
 
     FLOOR_SIGNING_SECRET=... FLOOR_REVYL_URL=http://... FLOOR_REVYL_TOKEN=... \
     FLOOR_TEST_ID=<uuid> python -m functions_framework --target floor_webhook \
@@ -25,6 +26,7 @@ TOKEN = os.environ["FLOOR_REVYL_TOKEN"]
 TEST_ID = os.environ["FLOOR_TEST_ID"]
 
 session = requests.Session()
+session.trust_env = False  # proxy settings are not re-read from os.environ on every call
 
 
 @functions_framework.http

@@ -438,6 +438,7 @@ class IdealClient:
     def __init__(self, revyl_url: str, most: int) -> None:
         self.url = revyl_url + EXECUTE_TEST_PATH
         self.session = requests.Session()
+        self.session.trust_env = False  # as lean as the relay's session: no per-call env scan
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(10, most))
         self.session.mount("http://", adapter)
         self.pool = ThreadPoolExecutor(max_workers=most)
