@@ -21,7 +21,7 @@ from typing import Any
 from relay.config import RevylSettings
 from relay.models import Build
 from relay.revyl import sansio
-from relay.revyl.sansio import ApiRequest, MaybeStarted, NotStarted, Started
+from relay.revyl.sansio import ApiRequest, MaybeStarted, NotStarted, RevylError, Started
 
 MAX_ATTEMPTS = 4
 BACKOFF_BASE = 0.5
@@ -152,7 +152,7 @@ class RequestsRevylClient(RevylClient):
         headers = {
             "Authorization": f"Bearer {token}",
             "User-Agent": "revyl-relay",
-            **request.headers,
+            **{name: value.encode() for name, value in request.headers.items()},  # UTF-8
         }
         try:
             answer = self.session.request(
@@ -173,6 +173,8 @@ class RequestsRevylClient(RevylClient):
             raise MaybeStarted(f"Revyl did not answer within {timeout[1]:g}s") from None
         except requests.RequestException as exc:
             raise MaybeStarted(f"request to Revyl failed: {type(exc).__name__}") from None
+        except (ValueError, UnicodeError) as exc:  # refused locally, before anything was sent
+            raise RevylError(f"the request could not be built: {type(exc).__name__}") from None
         return answer.status_code, answer.headers, answer.content
 
     def close(self) -> None:

@@ -81,7 +81,14 @@ def ci_headers(build: Build, client_name: str) -> dict[str, str]:
         "X-CI-Run-ID": build.run_id,
         "X-CI-Repository": build.repository,
     }
-    return {name: value for name, value in values.items() if value}
+    cleaned = {name: header_value(value) for name, value in values.items() if value}
+    return {name: value for name, value in cleaned.items() if value}
+
+
+def header_value(value: str) -> str:
+    """A payload value made safe for a header: control characters (CR, LF, NUL...) removed.
+    Non-ASCII text stays; the client sends it as UTF-8, as Revyl's own CLI does."""
+    return "".join(c for c in value if c.isprintable()).strip()
 
 
 def build_metadata(build: Build) -> dict[str, Any]:

@@ -213,11 +213,13 @@ def test_firestore_down_is_a_503_with_retry_after_and_starts_nothing(
 def test_secret_manager_down_is_a_503_and_starts_nothing(relay, fake_revyl, fake_secret_manager):
     # this instance has read no secret yet, so it has nothing cached to fall back on
     fake_secret_manager.down = True
-    answer = post(relay)
+    try:
+        answer = post(relay)
+    finally:
+        fake_secret_manager.down = False  # the server is shared with later tests
     assert answer.status_code == 503
     assert int(answer.headers["Retry-After"]) > 0
     assert fake_revyl.calls == []
-    fake_secret_manager.down = False
     assert post(relay).status_code == 200
     assert runs(fake_revyl) == ONCE_EACH
 

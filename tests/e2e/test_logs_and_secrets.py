@@ -144,9 +144,12 @@ def test_no_secret_or_expected_signature_appears_in_logs_or_responses(
 
 def test_secret_manager_down_leaks_nothing_either(relay, fake_secret_manager):
     fake_secret_manager.down = True
-    answer = requests.post(
-        relay.url + "/eas", data=IOS, headers={"expo-signature": EAS_IOS_SIGNATURE}, timeout=30
-    )
+    try:
+        answer = requests.post(
+            relay.url + "/eas", data=IOS, headers={"expo-signature": EAS_IOS_SIGNATURE}, timeout=30
+        )
+    finally:
+        fake_secret_manager.down = False  # the server is shared with later tests
     assert answer.status_code == 503
     text = relay.log_text() + answer.text
     for secret in (REVYL_TOKEN, EAS_SECRET, GENERIC_SECRET):
@@ -182,10 +185,9 @@ def test_each_request_is_one_json_line_with_what_an_operator_needs(relay, fake_r
 
 
 def test_healthz_answers_without_touching_secrets_or_revyl(relay, fake_revyl, fake_secret_manager):
-    fake_secret_manager.down = True
-    fake_secret_manager.reset()
+    before = len(fake_secret_manager.calls)
     answer = requests.get(relay.url + "/healthz", timeout=10)
     assert answer.status_code == 200
     assert answer.json()["status"] == "ok"
     assert fake_revyl.calls == []
-    assert fake_secret_manager.calls == []
+    assert len(fake_secret_manager.calls) == before

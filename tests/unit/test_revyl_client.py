@@ -186,3 +186,13 @@ def test_a_malformed_retry_after_is_ignored_not_an_error(revyl):
     assert client.execute().execution_id
     assert len(client.sleeps) == 1
     assert client.sleeps[0] <= 0.5
+
+
+def test_ci_headers_from_payload_values_are_sent_as_utf8_without_control_characters(revyl):
+    build = BUILD.model_copy(update={"branch": "feature/ünïcode-Ā", "run_id": "42\r\nX-Evil: 1"})
+    client = Client(revyl.url)
+    client.revyl.execute_test(TOKEN, time.monotonic() + 60, TEST, None, build)
+    (call,) = revyl.calls_to(EXECUTE_TEST_PATH)
+    assert call.headers["x-ci-branch"].encode("latin-1").decode() == "feature/ünïcode-Ā"
+    assert call.headers["x-ci-run-id"] == "42X-Evil: 1"
+    assert "x-evil" not in call.headers
