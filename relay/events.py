@@ -75,11 +75,18 @@ class _Record:
     executions: dict[str, Execution] = field(default_factory=dict)
 
 
-class MemoryEventStore(EventStore):
-    """For local runs and single-instance tests: state lives and dies with the process."""
+MEMORY_STORE_EVENTS = 1000
 
-    def __init__(self, lease_seconds: float) -> None:
+
+class MemoryEventStore(EventStore):
+    """For local runs and single-instance tests: state lives and dies with the process.
+
+    It remembers the `max_events` most recent events (1,000: enough for any redelivery window
+    of build webhooks), so a long-lived instance does not grow by ~2 KB per event forever."""
+
+    def __init__(self, lease_seconds: float, max_events: int = MEMORY_STORE_EVENTS) -> None:
         super().__init__(lease_seconds)
+        self.max_events = max_events
         self._records: dict[str, _Record] = {}
         self._lock = threading.Lock()
 
@@ -88,6 +95,8 @@ class MemoryEventStore(EventStore):
             record = self._records.get(key)
             if record is None:
                 self._records[key] = _Record("claimed", claim_id, now)
+                if len(self._records) > self.max_events:  # forget the oldest event
+                    del self._records[next(iter(self._records))]
                 return Claim("new")
             kind = self.decide(record.state, record.claimed_at, now)
             if kind == "resume":

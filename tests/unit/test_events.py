@@ -64,6 +64,15 @@ def test_first_delivery_is_new_and_a_second_one_is_busy_while_it_runs():
     assert store.claim("e", "b", 1).kind == "busy"
 
 
+def test_the_memory_store_forgets_the_oldest_events_past_its_limit():
+    store = MemoryEventStore(LEASE, max_events=3)
+    for key in "abcd":
+        store.claim(key, "c", 0)
+        store.release(key, "c", [started("t", key)], True, 1)
+    assert store.claim("a", "x", 2).kind == "new"  # forgotten: "a" was the oldest
+    assert store.claim("d", "x", 2).kind == "done"
+
+
 def test_a_finished_event_is_done_with_its_executions():
     store = MemoryEventStore(LEASE)
     store.claim("e", "a", 0)
