@@ -171,16 +171,22 @@ class Served:
         return [master, *map(int, children)]
 
     def memory(self) -> dict[str, float]:
-        """MB: the worker's RSS and peak RSS, and the whole process tree's RSS and PSS."""
-        pids = self.pids()
-        status = [_status(pid) for pid in pids]
-        workers = status[1:] or status
+        """MB. `instance`: what the instance holds, counting a page once: the worker's RSS plus
+        the master's private pages (the worker is forked from the master after the app is
+        loaded, so most of the master's pages are the worker's too). Also the worker's RSS and
+        peak RSS, and the plain RSS sum (which counts the shared pages twice)."""
+        master, *workers = self.pids()
+        status = {pid: _status(pid) for pid in (master, *workers)}
+        worker_rss = sum(status[pid]["VmRSS"] for pid in workers)
+        worker_peak = sum(status[pid]["VmHWM"] for pid in workers)
+        master_private = _private_kb(master)
         return {
-            "worker_rss_mb": sum(s["VmRSS"] for s in workers) / 1024,
-            "worker_peak_rss_mb": sum(s["VmHWM"] for s in workers) / 1024,
-            "total_rss_mb": sum(s["VmRSS"] for s in status) / 1024,
-            "total_peak_rss_mb": sum(s["VmHWM"] for s in status) / 1024,
-            "total_pss_mb": sum(_pss_kb(pid) for pid in pids) / 1024,
+            "instance_mb": (worker_rss + master_private) / 1024,
+            "instance_peak_mb": (worker_peak + master_private) / 1024,
+            "worker_rss_mb": worker_rss / 1024,
+            "worker_peak_rss_mb": worker_peak / 1024,
+            "master_private_mb": master_private / 1024,
+            "rss_sum_mb": sum(s["VmRSS"] for s in status.values()) / 1024,
         }
 
 
@@ -193,8 +199,10 @@ def _status(pid: int) -> dict[str, int]:
     return values
 
 
-def _pss_kb(pid: int) -> int:
+def _private_kb(pid: int) -> int:
+    """Pages mapped by this process only (Private_Clean + Private_Dirty)."""
+    total = 0
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    return 0
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total
