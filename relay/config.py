@@ -71,6 +71,10 @@ class RevylSettings(Strict):
     request_timeout: float = Field(30.0, gt=0)
     ingest_timeout: float = Field(600.0, gt=0)
     retry_deadline: float = Field(20.0, ge=0)
+    # An execute call that may have reached Revyl (timeout, reset, 500/502/504) is reported
+    # `unknown`. true: the next delivery starts it again (never lose a run, at the risk of a
+    # second one); false: never start it again (never run twice, at the risk of none).
+    retry_unknown: bool = True
 
     @field_validator("api_url", "app_url")
     @classmethod

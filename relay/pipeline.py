@@ -131,12 +131,18 @@ class Relay:
         try:
             executions = self.run(source, build, plans, token, claim.executions, event.key)
         finally:
-            done = bool(executions) and all(e.outcome == "started" for e in executions)
+            done = bool(executions) and all(self.settled(e) for e in executions)
             recorded = self._release(event.key, claim_id, executions, done)
         answer = finished(event, build, executions)
         if not recorded:
             answer.body.reason = UNRECORDED
         return answer
+
+    def settled(self, execution: Execution) -> bool:
+        """Never to be started again: started, or (with `retry_unknown: false`) maybe started."""
+        if execution.outcome == "unknown":
+            return not self.config.revyl.retry_unknown
+        return execution.outcome == "started"
 
     def run(
         self,
@@ -148,7 +154,7 @@ class Relay:
         event_key: str,
     ) -> list[Execution]:
         deadline = time.monotonic() + self.config.revyl.retry_deadline
-        already = {key for key, e in previous.items() if e.outcome == "started"}
+        already = {key for key, e in previous.items() if self.settled(e)}
         pending = [p for p in plans if any(t.key not in already for t in p.targets)]
         resolved = self.resolve_builds(source, build, pending, token, deadline)
 

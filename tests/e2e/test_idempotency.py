@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
-from tests.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, Status
+from tests.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, Hang, Status
 from tests.payloads import EAS_IOS_SIGNATURE, payload
 
 APP = "5b0d3c1e-8a4f-4f6e-9d2a-1c3b5e7f9a01"
@@ -126,6 +126,26 @@ def test_an_ambiguous_failure_is_unknown_and_retried_only_on_the_next_delivery(r
     again = post(relay)
     assert again.json()["decision"] == "triggered"
     assert runs(fake_revyl) == ONCE_EACH
+
+
+def test_with_retry_unknown_false_a_maybe_started_target_is_never_started_again(
+    start_relay, revyl_yaml, fake_revyl
+):
+    """The other reading of "exactly once": Revyl did start the workflow but never answered.
+    With `retry_unknown: false` the redelivery does not start it a second time."""
+    relay = start_relay(
+        revyl_yaml.replace("retry_deadline: 3", "retry_deadline: 3, retry_unknown: false") + ROUTES
+    )
+    fake_revyl.fail(EXECUTE_WORKFLOW_PATH, Hang(5))  # processed, answered after the 2 s timeout
+    first = post(relay)
+    assert first.status_code == 502
+    assert outcomes(first.json())[WORKFLOW] == "unknown"
+    again = post(relay)
+    assert again.status_code == 200
+    assert again.json()["decision"] == "duplicate"
+    assert outcomes(again.json())[WORKFLOW] == "unknown"
+    assert runs(fake_revyl) == ONCE_EACH
+    assert len(fake_revyl.calls_to(EXECUTE_WORKFLOW_PATH)) == 1
 
 
 def test_a_webhook_whose_targets_all_failed_answers_502_and_a_later_delivery_runs_them(

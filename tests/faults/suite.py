@@ -60,7 +60,7 @@ ONCE = {"test-1": 1, "test-2": 1, "workflow": 1}
 NONE = {"test-1": 0, "test-2": 0, "workflow": 0}
 
 
-def config_yaml(revyl_url: str, collection: str) -> str:
+def config_yaml(revyl_url: str, collection: str, retry_unknown: bool = True) -> str:
     return f"""
 revyl:
   api_url: {revyl_url}
@@ -68,6 +68,7 @@ revyl:
   connect_timeout: 1
   request_timeout: 1
   retry_deadline: 3
+  retry_unknown: {str(retry_unknown).lower()}
 sources:
   eas: {{secret: {{secret: eas-webhook-secret}}}}
 routes:
@@ -117,6 +118,9 @@ class World:
         self.config = workdir / "relay.yaml"
         self.collection = f"faults-{uuid.uuid4().hex[:8]}"
         self.config.write_text(config_yaml(self.revyl.url, self.collection))
+        # instance U: the other reading of an ambiguous failure (never start it again)
+        self.cautious_config = workdir / "relay-retry-unknown-false.yaml"
+        self.cautious_config.write_text(config_yaml(self.revyl.url, self.collection, False))
         self._reset_secrets()
         self.instances: dict[str, FunctionProcess] = {}
         for name in ("A", "B"):
@@ -128,8 +132,9 @@ class World:
         self.secrets.set("eas-webhook-secret", EAS_SECRET, project="demo")
 
     def start_instance(self, name: str) -> FunctionProcess:
+        config = self.cautious_config if name == "U" else self.config
         env = {
-            "RELAY_CONFIG": str(self.config),
+            "RELAY_CONFIG": str(config),
             "RELAY_SECRET_MANAGER_ENDPOINT": self.secrets.url,
             "GOOGLE_CLOUD_PROJECT": "demo",
             **self.emulator.env(),
@@ -341,6 +346,19 @@ def timeout(world: World) -> Result:
     problems = expect([first, again], (502, "partial"), (200, "triggered"))
     note = "ambiguous: Revyl started it but never answered; retried on redelivery (see docs)"
     return Result("", [first, again], world.runs(), {**ONCE, "workflow": 2}, problems, note)
+
+
+@scenario("Revyl times out, retry_unknown: false")
+def timeout_cautious(world: World) -> Result:
+    if "U" not in world.instances:
+        world.start_instance("U")
+    build = world.fresh()
+    world.revyl.fail(EXECUTE_WORKFLOW_PATH, Hang(3))
+    first = world.deliver("U", build)
+    again = world.deliver("U", build)
+    problems = expect([first, again], (502, "partial"), (200, "duplicate"))
+    note = "ambiguous: reported unknown and never started again (at most once)"
+    return Result("", [first, again], world.runs(), ONCE, problems, note)
 
 
 @scenario("Revyl refuses connections")
