@@ -172,20 +172,21 @@ class Served:
 
     def memory(self) -> dict[str, float]:
         """MB. `instance`: what the instance holds, counting a page once: the worker's RSS plus
-        the master's private pages (the worker is forked from the master after the app is
-        loaded, so most of the master's pages are the worker's too). Also the worker's RSS and
-        peak RSS, and the plain RSS sum (which counts the shared pages twice)."""
+        the pages only the master has written (its copies of pages the worker changed since the
+        fork, which grow as the worker touches inherited objects, and what it allocated since).
+        `rss_sum` counts every page the two share twice: an upper bound.
+        `worker_rss` is the leak detector: it grows only with what the worker allocates."""
         master, *workers = self.pids()
         status = {pid: _status(pid) for pid in (master, *workers)}
         worker_rss = sum(status[pid]["VmRSS"] for pid in workers)
         worker_peak = sum(status[pid]["VmHWM"] for pid in workers)
-        master_private = _private_kb(master)
+        master_own = _private_dirty_kb(master)
         return {
-            "instance_mb": (worker_rss + master_private) / 1024,
-            "instance_peak_mb": (worker_peak + master_private) / 1024,
+            "instance_mb": (worker_rss + master_own) / 1024,
+            "instance_peak_mb": (worker_peak + master_own) / 1024,
             "worker_rss_mb": worker_rss / 1024,
             "worker_peak_rss_mb": worker_peak / 1024,
-            "master_private_mb": master_private / 1024,
+            "master_written_mb": master_own / 1024,
             "rss_sum_mb": sum(s["VmRSS"] for s in status.values()) / 1024,
         }
 
@@ -199,10 +200,9 @@ def _status(pid: int) -> dict[str, int]:
     return values
 
 
-def _private_kb(pid: int) -> int:
-    """Pages mapped by this process only (Private_Clean + Private_Dirty)."""
-    total = 0
+def _private_dirty_kb(pid: int) -> int:
+    """Pages this process has written that no other process maps."""
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith(("Private_Clean:", "Private_Dirty:")):
-            total += int(line.split()[1])
-    return total
+        if line.startswith("Private_Dirty:"):
+            return int(line.split()[1])
+    return 0
