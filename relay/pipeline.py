@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -341,6 +341,7 @@ def concurrently(fn: Callable[[T], R], items: Sequence[T], limit: int) -> list[R
     for item in items:
         gate.acquire()
         futures.append(_POOL.submit(run, item))
+    wait(futures)  # every call ends before an error (there should be none) is raised
     return [future.result() for future in futures]
 
 
