@@ -29,6 +29,14 @@ test: $(VENV)/.installed $(EMULATOR)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
+## The fault suite alone: every failure scenario, a table of answers and runs per target.
+faults: $(VENV)/.installed $(EMULATOR)
+	$(PY) -m tests.faults
+
+## The benchmark (about two minutes): a table, and bench/results/latest.json.
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
