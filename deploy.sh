@@ -21,7 +21,7 @@
 #                                 the region
 #   --cpu-always (CPU_ALWAYS=1)   after each deploy, give the function's Cloud Run service 1 vCPU
 #                                 always allocated (instance-based billing), which a Slack
-#                                 source's follow-ups need: see docs/slack.md
+#                                 source's follow-ups need: see the README's Slack section
 #   --dry-run (DRY_RUN=1)         print every gcloud command instead of running it
 #
 # A secret that does not exist yet (or has no version) gets its value from the environment
@@ -299,7 +299,7 @@ done <<< "$INFO"
 if [[ $CPU_ALWAYS != 1 ]] && awk -F'\t' '$1 == "source" && $3 == "slack" { found = 1 }
     END { exit !found }' <<< "$INFO"; then
   printf '\nnote: a Slack source posts late answers after the response; for that the function\n'
-  printf '      needs CPU always allocated: deploy with --cpu-always (docs/slack.md)\n'
+  printf '      needs CPU always allocated: deploy with --cpu-always (README: Chat-ops from Slack)\n'
 fi
 if [[ $(field dry-run 2) == yes ]]; then
   printf '\nnote: the config has no revyl.token: the relay verifies and routes, starts nothing\n'

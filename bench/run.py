@@ -1,4 +1,4 @@
-"""The relay's benchmark: `python -m bench` (or `python -m bench.run`), see docs/benchmark.md.
+"""The relay's benchmark: `python -m bench` (or `python -m bench.run`); see the README.
 
 Starts the relay as production runs it (functions-framework serving main.py), the floor
 function (bench/floor_main.py) served the same way, a fake Revyl in its own process that

@@ -13,7 +13,7 @@ is two runs, while a replay of one request starts nothing new.
 
 Slack waits 3 seconds for the answer. A command still working after `reply_within` seconds is
 answered at once with what is known, and its result is posted to the command's `response_url`
-when it is ready, from a background thread (which needs CPU after the response: docs/slack.md).
+when it is ready, from a background thread (which needs CPU after the response: see the README).
 """
 
 from __future__ import annotations
