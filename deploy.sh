@@ -16,6 +16,9 @@
 #   --memory MEMORY               512Mi
 #   --timeout TIMEOUT             the config's dedup.lease_seconds (540s by default)
 #   --min-instances MIN_INSTANCES 0
+#   --cpu CPU                     1 (Cloud Run functions serve several requests at once only from 1)
+#   --concurrency CONCURRENCY     8 webhooks at once per instance; also gunicorn's THREADS
+#                                 (the README's Performance section says why 8)
 #   --runtime RUNTIME             python312
 #   --firestore-location FIRESTORE_LOCATION
 #                                 the region
@@ -43,6 +46,8 @@ SERVICE_ACCOUNT="${SERVICE_ACCOUNT:-revyl-relay}"
 MEMORY="${MEMORY:-512Mi}"
 TIMEOUT="${TIMEOUT:-}"
 MIN_INSTANCES="${MIN_INSTANCES:-0}"
+CPU="${CPU:-1}"
+CONCURRENCY="${CONCURRENCY:-8}"
 RUNTIME="${RUNTIME:-python312}"
 FIRESTORE_LOCATION="${FIRESTORE_LOCATION:-}"
 DRY_RUN="${DRY_RUN:-0}"
@@ -58,6 +63,8 @@ while [[ $# -gt 0 ]]; do
     --memory) MEMORY="${2:-}"; shift 2 ;;
     --timeout) TIMEOUT="${2:-}"; shift 2 ;;
     --min-instances) MIN_INSTANCES="${2:-}"; shift 2 ;;
+    --cpu) CPU="${2:-}"; shift 2 ;;
+    --concurrency) CONCURRENCY="${2:-}"; shift 2 ;;
     --runtime) RUNTIME="${2:-}"; shift 2 ;;
     --firestore-location) FIRESTORE_LOCATION="${2:-}"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
@@ -261,7 +268,8 @@ fi
 # --- the function -----------------------------------------------------------------------------
 
 step "function $FUNCTION"
-ENV_VARS="RELAY_CONFIG=$CONFIG_PATH,GOOGLE_CLOUD_PROJECT=$PROJECT"
+# THREADS: functions-framework's gunicorn threads, one per webhook served at once
+ENV_VARS="RELAY_CONFIG=$CONFIG_PATH,GOOGLE_CLOUD_PROJECT=$PROJECT,THREADS=$CONCURRENCY"
 if [[ ${#SECRET_MOUNTS[@]} -gt 0 ]]; then
   SECRETS_FLAG="--set-secrets=$(IFS=,; printf '%s' "${SECRET_MOUNTS[*]}")"
 else
@@ -270,7 +278,8 @@ fi
 run gcloud functions deploy "$FUNCTION" --gen2 "--runtime=$RUNTIME" "--region=$REGION" \
   "--project=$PROJECT" --source=. --entry-point=relay_webhook --trigger-http \
   --allow-unauthenticated "--service-account=$SA_EMAIL" "--timeout=$TIMEOUT" \
-  "--memory=$MEMORY" "--min-instances=$MIN_INSTANCES" "--set-env-vars=$ENV_VARS" \
+  "--memory=$MEMORY" "--min-instances=$MIN_INSTANCES" "--cpu=$CPU" \
+  "--concurrency=$CONCURRENCY" "--set-env-vars=$ENV_VARS" \
   "$SECRETS_FLAG" --quiet
 
 if [[ $CPU_ALWAYS == 1 ]]; then

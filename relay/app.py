@@ -7,6 +7,7 @@ here, once.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -123,6 +124,9 @@ def _load() -> Relay:
 
 RELAY = _load()
 PROJECT = project_id(RELAY.config, os.environ)
+# gunicorn forks its worker after this import: frozen objects are never scanned by the
+# worker's collector, so the pages it shares with the master stay shared (~8 MB per instance).
+gc.freeze()
 
 
 def relay_webhook(request: flask.Request) -> flask.Response:

@@ -163,7 +163,9 @@ def test_first_deploy_creates_everything_and_prints_the_urls(gcloud, config):
         "timeout": "300s",  # the config's dedup.lease_seconds
         "memory": "512Mi",
         "min-instances": "0",
-        "set-env-vars": f"RELAY_CONFIG={config},GOOGLE_CLOUD_PROJECT={PROJECT}",
+        "cpu": "1",
+        "concurrency": "8",
+        "set-env-vars": f"RELAY_CONFIG={config},GOOGLE_CLOUD_PROJECT={PROJECT},THREADS=8",
         "set-secrets": "GITHUB_WEBHOOK_SECRET=github-webhook-secret:latest",
     }
 
