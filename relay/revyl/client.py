@@ -37,19 +37,18 @@ class RevylClient(ABC):
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self._sleep = sleep
-        self._clock = clock
+        self._clock = clock  # for deadlines
+        self._wall_clock = wall_clock  # for a Retry-After given as an HTTP date
 
     @abstractmethod
     def send(
         self, request: ApiRequest, token: str, timeout: tuple[float, float]
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Send once: `NotStarted` if the connection never opened, else `MaybeStarted`."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        pass
 
     def call(self, request: ApiRequest, token: str, deadline: float) -> Any:
         """Send with the retry rules above; return the decoded answer or raise a RevylError."""
@@ -58,7 +57,7 @@ class RevylClient(ABC):
             attempt += 1
             try:
                 status, headers, body = self.send(request, token, self._timeout(request))
-                return sansio.decipher_response(status, headers, body)
+                return sansio.decipher_response(status, headers, body, self._wall_clock())
             except (NotStarted, MaybeStarted) as exc:
                 if isinstance(exc, MaybeStarted) and not request.idempotent:
                     raise
@@ -125,6 +124,10 @@ class RevylClient(ABC):
         answer = self.call(sansio.execution_status(task_id), token, deadline)
         return answer if isinstance(answer, dict) else {}
 
+    def workflow_status(self, token: str, deadline: float, task_id: str) -> dict[str, Any]:
+        answer = self.call(sansio.workflow_status(task_id), token, deadline)
+        return answer if isinstance(answer, dict) else {}
+
 
 class RequestsRevylClient(RevylClient):
     """The client over one pooled `requests.Session` (one per instance, shared by all webhooks)."""
@@ -176,9 +179,6 @@ class RequestsRevylClient(RevylClient):
         except (ValueError, UnicodeError) as exc:  # refused locally, before anything was sent
             raise RevylError(f"the request could not be built: {type(exc).__name__}") from None
         return answer.status_code, answer.headers, answer.content
-
-    def close(self) -> None:
-        self.session.close()
 
 
 def _ca_bundle() -> str | None:

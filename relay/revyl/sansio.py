@@ -1,7 +1,7 @@
 """Revyl's API without I/O: requests as data, answers as data or a typed exception.
 
-`decipher_response(status, headers, body)` is the one place that reads an answer. Its exceptions
-say whether Revyl can have acted on the request, which is what the retry rules depend on:
+`decipher_response(status, headers, body, now)` is the one place that reads an answer. Its
+exceptions say whether Revyl can have acted on the request, which is what the retry rules depend on:
 `NotStarted` errors (429, 503, a connection that never opened) are safe to retry;
 `MaybeStarted` errors (a timeout after sending, a reset, 500/502/504) are not, for execute calls.
 """
@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import email.utils
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 from relay.models import Build
 
 EXECUTE_TEST = "/api/v1/execution/api/execute_test_id_async"
 EXECUTE_WORKFLOW = "/api/v1/execution/api/execute_workflow_id_async"
 TEST_STATUS = "/api/v1/tests/get_test_execution_task"
+WORKFLOW_STATUS = "/api/v1/workflows/status/{task_id}"
 PLATFORM_KEYS = {"ios": "ios_build", "android": "android_build"}
 
 
@@ -157,6 +158,11 @@ def execution_status(task_id: str) -> ApiRequest:
     return ApiRequest("GET", TEST_STATUS, params={"task_id": task_id}, idempotent=True)
 
 
+def workflow_status(task_id: str) -> ApiRequest:
+    path = WORKFLOW_STATUS.format(task_id=quote(task_id, safe=""))
+    return ApiRequest("GET", path, idempotent=True)
+
+
 def report_url(app_url: str, kind: Literal["test", "workflow"], task_id: str) -> str:
     return f"{app_url}/{kind}s/report?taskId={task_id}"
 
@@ -189,7 +195,8 @@ def _flatten(value: Any) -> str:
     return json.dumps(value)
 
 
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to wait, from `Retry-After` in seconds or as an HTTP date (`now`: Unix time)."""
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if not value:
         return None
@@ -202,11 +209,12 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
         return None  # malformed: ignore it, as RFC 9110 allows
     if parsed.tzinfo is None:
         return None
-    return max(0.0, parsed.timestamp() - (now or time.time()))
+    return max(0.0, parsed.timestamp() - now)
 
 
-def decipher_response(status: int, headers: Mapping[str, str], body: bytes) -> Any:
-    """Revyl's answer as data, or the exception that says what happened."""
+def decipher_response(status: int, headers: Mapping[str, str], body: bytes, now: float) -> Any:
+    """Revyl's answer as data, or the exception that says what happened. `now` (Unix time)
+    dates a `Retry-After` given as an HTTP date."""
     if 200 <= status < 300:
         try:
             return json.loads(body) if body else None
@@ -216,7 +224,7 @@ def decipher_response(status: int, headers: Mapping[str, str], body: bytes) -> A
             ) from None
     message = error_message(body)
     if status in (429, 503):
-        raise NotStarted(f"Revyl answered {status}: {message}", status, retry_after(headers))
+        raise NotStarted(f"Revyl answered {status}: {message}", status, retry_after(headers, now))
     if status >= 500:
         raise MaybeStarted(f"Revyl answered {status}: {message}", status)
     raise Refused(f"Revyl refused ({status}): {message}", status)

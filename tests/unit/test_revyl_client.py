@@ -46,13 +46,14 @@ def revyl(server: FakeRevyl) -> FakeRevyl:
 class Client:
     """A RequestsRevylClient whose sleeps are recorded instead of slept."""
 
-    def __init__(self, api_url: str, **settings: float) -> None:
+    def __init__(self, api_url: str, now: float | None = None, **settings: float) -> None:
         self.sleeps: list[float] = []
         self.revyl = RequestsRevylClient(
             RevylSettings(
                 api_url=api_url, **{"request_timeout": 2, "connect_timeout": 1, **settings}
             ),
             sleep=self.sleeps.append,
+            **({"wall_clock": lambda: now} if now is not None else {}),
         )
 
     def execute(self, deadline: float = 60.0):
@@ -186,6 +187,26 @@ def test_a_malformed_retry_after_is_ignored_not_an_error(revyl):
     assert client.execute().execution_id
     assert len(client.sleeps) == 1
     assert client.sleeps[0] <= 0.5
+
+
+def test_a_retry_after_date_is_counted_from_the_clients_wall_clock(revyl):
+    date = "Sun, 29 Nov 2026 12:00:04 GMT"  # 4 s after `now`
+    revyl.fail(EXECUTE_TEST_PATH, Status(429, headers={"Retry-After": date}))
+    client = Client(revyl.url, now=1795953600.0)  # Sun, 29 Nov 2026 12:00:00 GMT
+    assert client.execute().execution_id
+    assert client.sleeps == [4.0]
+
+
+def test_workflow_status_reads_a_started_workflow_and_a_test_id_is_refused_404(revyl):
+    client = Client(revyl.url)
+    deadline = time.monotonic() + 60
+    started = client.revyl.execute_workflow(TOKEN, deadline, WORKFLOW, BUILD, None, None)
+    status = client.revyl.workflow_status(TOKEN, deadline, started.execution_id)
+    assert status["status"]
+    test = client.execute()
+    with pytest.raises(Refused) as caught:
+        client.revyl.workflow_status(TOKEN, deadline, test.execution_id)
+    assert caught.value.status == 404
 
 
 def test_ci_headers_from_payload_values_are_sent_as_utf8_without_control_characters(revyl):

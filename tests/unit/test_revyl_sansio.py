@@ -17,6 +17,7 @@ BUILD = Build(
     run_id="1",
     repository=None,
 )
+NOW = 1795953600.0  # Sun, 29 Nov 2026 12:00:00 GMT
 
 
 def test_execute_test_request_carries_ci_headers_and_omits_unknowns():
@@ -90,15 +91,29 @@ def test_describe_masks_the_token():
 )
 def test_decipher_errors(status, body, error, message):
     with pytest.raises(error) as caught:
-        sansio.decipher_response(status, {}, body)
+        sansio.decipher_response(status, {}, body, NOW)
     assert message in caught.value.message
     assert caught.value.status == status
 
 
 def test_retry_after_is_read():
     with pytest.raises(NotStarted) as caught:
-        sansio.decipher_response(429, {"Retry-After": "3"}, b"")
+        sansio.decipher_response(429, {"Retry-After": "3"}, b"", NOW)
     assert caught.value.retry_after == 3.0
+
+
+def test_retry_after_as_a_date_counts_from_the_given_now():
+    headers = {"retry-after": "Sun, 29 Nov 2026 12:00:30 GMT"}
+    assert sansio.retry_after(headers, NOW) == 30.0
+    assert sansio.retry_after(headers, NOW + 60) == 0.0  # already past
+    assert sansio.retry_after({"Retry-After": "Sun, 29 Nov 2026 12:00:30"}, NOW) is None  # no zone
+
+
+def test_workflow_status_is_an_idempotent_get_with_the_id_in_the_path():
+    request = sansio.workflow_status("0b7e/..?x")
+    assert (request.method, request.path) == ("GET", "/api/v1/workflows/status/0b7e%2F..%3Fx")
+    assert request.idempotent
+    assert request.params is None
 
 
 def test_read_started_and_failed_dispatch():
