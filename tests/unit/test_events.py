@@ -73,6 +73,29 @@ def test_the_memory_store_forgets_the_oldest_events_past_its_limit():
     assert store.claim("d", "x", 2).kind == "done"
 
 
+def test_an_event_still_being_handled_is_not_the_one_forgotten():
+    store = MemoryEventStore(LEASE, max_events=2)
+    store.claim("running", "a", 0)  # oldest, still handled (live claim)
+    store.claim("finished", "b", 1)
+    store.release("finished", "b", [started("t", "x")], True, 2)
+    assert store.claim("third", "c", 3).kind == "new"  # forgets "finished", not "running"
+    assert store.claim("running", "d", 4).kind == "busy"  # a redelivery is still held off
+    assert store.claim("finished", "e", 5).kind == "new"
+
+
+def test_an_abandoned_claim_may_be_forgotten():
+    store = MemoryEventStore(LEASE, max_events=1)
+    store.claim("abandoned", "a", 0)
+    store.claim("next", "b", LEASE + 1)  # a's lease is over: it is no longer a live claim
+    assert store.claim("abandoned", "c", LEASE + 2).kind == "new"
+
+
+def test_a_record_for_an_unclaimed_event_creates_nothing():
+    store = MemoryEventStore(LEASE)
+    store.record("never-claimed", started("t1", "x1"))
+    assert store.claim("never-claimed", "a", 0) == Claim("new")
+
+
 def test_a_finished_event_is_done_with_its_executions():
     store = MemoryEventStore(LEASE)
     store.claim("e", "a", 0)
