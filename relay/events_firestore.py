@@ -54,6 +54,7 @@ class FirestoreEventStore(EventStore):
         self.retry_budget = retry_budget
         self.project = project
         self._client: Any = None
+        self._call_options: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     # the three operations
@@ -195,19 +196,27 @@ class FirestoreEventStore(EventStore):
         return moment + datetime.timedelta(days=self.settings.ttl_days)
 
     def _call(self) -> dict[str, Any]:
-        from google.api_core import exceptions
-        from google.api_core.retry import Retry, if_exception_type
+        """The retry and timeout every Firestore call carries (built once, on first use)."""
+        if self._call_options is None:
+            from google.api_core import exceptions
+            from google.api_core.retry import Retry, if_exception_type
 
-        transient = if_exception_type(
-            exceptions.ServiceUnavailable,
-            exceptions.DeadlineExceeded,
-            exceptions.InternalServerError,
-            exceptions.ResourceExhausted,
-        )
-        retry = Retry(
-            predicate=transient, initial=0.1, maximum=1.0, multiplier=2.0, timeout=self.retry_budget
-        )
-        return {"retry": retry, "timeout": min(CALL_TIMEOUT, self.retry_budget)}
+            transient = if_exception_type(
+                exceptions.ServiceUnavailable,
+                exceptions.DeadlineExceeded,
+                exceptions.InternalServerError,
+                exceptions.ResourceExhausted,
+            )
+            retry = Retry(
+                predicate=transient,
+                initial=0.1,
+                maximum=1.0,
+                multiplier=2.0,
+                timeout=self.retry_budget,
+            )
+            timeout = min(CALL_TIMEOUT, self.retry_budget)
+            self._call_options = {"retry": retry, "timeout": timeout}
+        return self._call_options
 
 
 def document_id(key: str) -> str:
