@@ -154,11 +154,6 @@ def run_pending(user_id: str, route: str, build: str, tests: int, workflows: int
     return message("in_channel", _plain(text), [section(text)])
 
 
-def run_failed(route: str, reason: str) -> Message:
-    text = f"Could not run {route}: {reason}"
-    return notice(text, f"Could not run *{escape(route)}*: {escape(reason)}")
-
-
 def pass_fail(kind: str, data: dict[str, Any]) -> str:
     """`passed`, `failed` or `running`, by the rules Revyl's CLI uses."""
     status = str(data.get("status") or "").lower()

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -37,7 +37,7 @@ from relay.errors import BadRequest, RelayError, Unauthorized
 from relay.models import Build, Event, RelayResponse
 from relay.pipeline import Answer, Relay
 from relay.revyl import sansio
-from relay.revyl.sansio import ApiRequest, Refused, RevylError
+from relay.revyl.sansio import Refused, RevylError
 from relay.signatures import hmac_hex, verify_hex_hmac
 from relay.sources import Delivery, Source
 
@@ -237,19 +237,24 @@ class ResponseUrl:
         return bool(url) and str(url).startswith(self.prefix)
 
     def post(self, url: str, message: blocks.Message) -> int | None:
-        """POST the message; Slack's status, or None when Slack could not be reached."""
-        for attempt in (1, 2):
-            try:
-                answer = self.session.post(url, json=message, timeout=self.timeout)
-            except self._requests.RequestException as exc:
-                reason = type(exc).__name__
-            else:
-                if answer.status_code < 500 or attempt == 2:
-                    return answer.status_code
-                reason = f"status {answer.status_code}"
-            log.warning("retrying a Slack follow-up", extra={"reason": reason})
-            time.sleep(1.0)
-        return None
+        """POST the message, and once more a second later if Slack failed (5xx, unreachable).
+        Slack's status, or None when Slack could not be reached."""
+        status, reason = self._post_once(url, message)
+        if reason is None:
+            return status
+        log.warning("retrying a Slack follow-up", extra={"reason": reason})
+        time.sleep(1.0)
+        return self._post_once(url, message)[0]
+
+    def _post_once(self, url: str, message: blocks.Message) -> tuple[int | None, str | None]:
+        """Slack's status, and why it is worth one retry (None: it is not)."""
+        try:
+            answer = self.session.post(url, json=message, timeout=self.timeout)
+        except self._requests.RequestException as exc:
+            return None, type(exc).__name__
+        if answer.status_code >= 500:
+            return answer.status_code, f"status {answer.status_code}"
+        return answer.status_code, None
 
 
 class SlackSource(Source):
@@ -469,14 +474,12 @@ def fetch_status(
     except Refused as exc:
         if exc.status != 404:
             raise
-    request = ApiRequest("GET", f"/api/v1/workflows/status/{quote(execution_id)}", idempotent=True)
     try:
-        answer = relay.revyl.call(request, token, deadline)
+        return "workflow", relay.revyl.workflow_status(token, deadline, execution_id)
     except Refused as exc:
         if exc.status == 404:
             return None
         raise
-    return "workflow", answer if isinstance(answer, dict) else {}
 
 
 def guarded(event: Event, work: Callable[[], Reply], what: str) -> Callable[[], Reply]:
@@ -500,6 +503,8 @@ def guarded(event: Event, work: Callable[[], Reply], what: str) -> Callable[[], 
 
 
 def answered(event: Event, reason: str) -> RelayResponse:
+    """A command answered without starting anything (help, routes, status). `ignored` is the
+    nearest decision there is: "nothing started"; the reason says what was answered."""
     return RelayResponse(event=event.key, decision="ignored", reason=reason)
 
 

@@ -30,13 +30,18 @@ from relay.sources import Delivery
 from relay.sources.slack import (
     AllowList,
     Reply,
+    ResponseUrl,
     SlackSource,
     plan_run,
     read_form,
     split_command,
     within,
 )
+from tests.fakes._http import RecordedCall
+from tests.fakes._http import Reply as HTTPReply
+from tests.fakes.slack_response_url import FakeSlackResponseUrl
 from tests.payloads import payload
+from tests.support.net import closed_port_url
 
 SAMPLE_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # Slack's documentation example secret
 SAMPLE_TIMESTAMP = 1764340000
@@ -559,3 +564,28 @@ def test_no_stray_angle_brackets_reach_slack():
     for message in messages:
         for text in block_texts(message):
             assert re.findall(r"<(?!@U1>|https://)[^>]*>", text) == [], text
+
+
+class FailingSlack(FakeSlackResponseUrl):
+    """Slack's response_url answering 503 to every follow-up."""
+
+    def handle(self, call: RecordedCall) -> HTTPReply:
+        return HTTPReply(status=503, body=b"unavailable", content_type="text/html")
+
+
+def test_a_follow_up_slack_failed_is_tried_twice_and_its_last_status_returned():
+    with FailingSlack() as slack:
+        poster = ResponseUrl(slack.prefix, timeout=2)
+        assert poster.post(slack.response_url("T1"), {"text": "hi"}) == 503
+        assert len(slack.calls) == 2
+
+
+def test_a_follow_up_to_an_unreachable_slack_gives_none():
+    assert ResponseUrl("http://", timeout=2).post(closed_port_url(), {"text": "hi"}) is None
+
+
+def test_a_follow_up_slack_took_is_posted_once():
+    with FakeSlackResponseUrl() as slack:
+        poster = ResponseUrl(slack.prefix, timeout=2)
+        assert poster.post(slack.response_url("T1"), {"text": "hi"}) == 200
+        assert slack.posts() == [{"text": "hi"}]
