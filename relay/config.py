@@ -327,3 +327,16 @@ def token_is_set(config: RelayConfig, environ: Mapping[str, str]) -> bool:
     if config.revyl.dry_run or token is None:
         return False
     return bool(token.secret) or bool(environ.get(token.env or ""))
+
+
+def secret_refs(config: RelayConfig) -> list[tuple[str, SecretRef]]:
+    """Every SecretRef the config names, with its dotted key (`sources.eas.secret`,
+    `revyl.token`); a ref named by several keys appears once per key."""
+    refs = [
+        (f"sources.{name}.{key}", ref)
+        for name, source in config.sources.items()
+        for key, ref in source_secret_refs(source)
+    ]
+    if config.revyl.token:
+        refs.append(("revyl.token", config.revyl.token))
+    return refs

@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from relay.config import RelayConfig, missing_environment, source_secret_refs, token_is_set
+from relay.config import RelayConfig, missing_environment, secret_refs, token_is_set
 from relay.errors import ConfigError
 from relay.events import build_store
 from relay.pipeline import Relay
@@ -26,11 +26,8 @@ def check_startup(config: RelayConfig, environ: Mapping[str, str]) -> None:
     """What can be checked without I/O: env secrets set, a project for Secret Manager names."""
     problems = missing_environment(config, environ)
     if not project_id(config, environ):
-        refs = [ref for s in config.sources.values() for _, ref in source_secret_refs(s)]
-        refs.append(config.revyl.token) if config.revyl.token else None
-        short = sorted(
-            {r.secret for r in refs if r and r.secret and not r.secret.startswith("projects/")}
-        )
+        names = {ref.secret for _, ref in secret_refs(config) if ref.secret}
+        short = sorted(name for name in names if not name.startswith("projects/"))
         if short:
             problems.append(
                 f"secrets {short} are Secret Manager short names: set GOOGLE_CLOUD_PROJECT"
@@ -41,15 +38,23 @@ def check_startup(config: RelayConfig, environ: Mapping[str, str]) -> None:
         raise ConfigError("the relay cannot start:\n" + "\n".join(problems))
 
 
+def secrets_for(
+    config: RelayConfig, environ: Mapping[str, str], ttl_seconds: float | None = None
+) -> Secrets:
+    """The secret reader the relay uses (env variables, Secret Manager through the endpoint
+    override if set); `ttl_seconds` 0 reads every secret afresh (the operator tools)."""
+    return Secrets(
+        SecretManagerBackend(environ.get(ENDPOINT_VARIABLE)),
+        project=project_id(config, environ),
+        ttl_seconds=config.secrets.ttl_seconds if ttl_seconds is None else ttl_seconds,
+        environ=environ,
+    )
+
+
 def build_relay(config: RelayConfig, environ: Mapping[str, str] = os.environ) -> Relay:
     check_startup(config, environ)
     project = project_id(config, environ)
-    secrets = Secrets(
-        SecretManagerBackend(environ.get(ENDPOINT_VARIABLE)),
-        project=project,
-        ttl_seconds=config.secrets.ttl_seconds,
-        environ=environ,
-    )
+    secrets = secrets_for(config, environ)
     dry_run = not token_is_set(config, environ)
     if dry_run:
         log.warning(

@@ -7,8 +7,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from relay.cli.common import load, table
-from relay.config import RelayConfig, Route, SecretRef, source_secret_refs
+from relay.cli.common import load, refs_by_secret, table
+from relay.config import RelayConfig, Route, source_secret_refs
 from relay.errors import ConfigError, RelayError
 from relay.sources import build_source
 
@@ -122,29 +122,12 @@ def notes(config: RelayConfig) -> list[str]:
     return found
 
 
-def secret_refs(config: RelayConfig) -> dict[SecretRef, list[str]]:
-    """Every secret the config names, with the keys that name it."""
-    refs: dict[SecretRef, list[str]] = {}
-    for name, settings in config.sources.items():
-        for key, ref in source_secret_refs(settings):
-            refs.setdefault(ref, []).append(f"sources.{name}.{key}")
-    if config.revyl.token:
-        refs.setdefault(config.revyl.token, []).append("revyl.token")
-    return refs
-
-
 def check_secrets(config: RelayConfig, environ: Mapping[str, str]) -> list[list[str]]:
-    from relay.secrets import ENDPOINT_VARIABLE, SecretManagerBackend, Secrets
-    from relay.wiring import project_id
+    from relay.wiring import secrets_for
 
-    reader = Secrets(
-        SecretManagerBackend(environ.get(ENDPOINT_VARIABLE)),
-        project=project_id(config, environ),
-        ttl_seconds=0,
-        environ=environ,
-    )
+    reader = secrets_for(config, environ, ttl_seconds=0)
     rows = []
-    for ref, used_by in secret_refs(config).items():
+    for ref, used_by in refs_by_secret(config).items():
         try:
             status = "readable" if reader.read(ref) else "empty"
         except (RelayError, ConfigError) as exc:

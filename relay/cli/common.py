@@ -1,4 +1,4 @@
-"""What the commands share: the config, a source by name, a payload file, a plain table."""
+"""What the commands share: the config, its secrets, a source by name, a payload file, a table."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from relay.cli import CliError
-from relay.config import RelayConfig, config_path, load_config
+from relay.config import RelayConfig, SecretRef, config_path, load_config, secret_refs
 from relay.sources import Source, build_source
 
 
 def load(path: Path | None) -> tuple[Path, RelayConfig]:
     path = path or config_path()
     return path, load_config(path)
+
+
+def refs_by_secret(config: RelayConfig) -> dict[SecretRef, list[str]]:
+    """Every secret the config names, with the keys that name it."""
+    refs: dict[SecretRef, list[str]] = {}
+    for key, ref in secret_refs(config):
+        refs.setdefault(ref, []).append(key)
+    return refs
 
 
 def source_named(config: RelayConfig, name: str) -> Source:

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 
-from relay.cli.check import secret_refs
-from relay.cli.common import load
+from relay.cli.common import load, refs_by_secret
 from relay.config import RelayConfig, SecretRef
 from relay.events_firestore import TTL_FIELD  # each record's expiry: the TTL policy's field
-from relay.sources import source_class
 
 WHERE = {
     "eas": "eas webhook:create --event BUILD --url {url} --secret <its secret>",
@@ -46,12 +44,9 @@ def run(args: argparse.Namespace) -> int:
 def info_lines(config: RelayConfig) -> list[list[str]]:
     lines = []
     for name, settings in config.sources.items():
-        source_type = settings.type
-        hint = getattr(source_class(source_type), "setup_hint", None) or WHERE.get(
-            source_type, "POST its webhooks to {url}"
-        )
-        lines.append(["source", name, source_type, hint])
-    for ref, used_by in secret_refs(config).items():
+        hint = WHERE.get(settings.type, "POST its webhooks to {url}")
+        lines.append(["source", name, settings.type, hint])
+    for ref, used_by in refs_by_secret(config).items():
         lines.append(["secret", *secret_fields(ref), ",".join(used_by)])
     dedup = config.dedup
     if dedup.store == "firestore":

@@ -48,15 +48,9 @@ def signing_secret(config: RelayConfig, ref: SecretRef, secret_env: str | None) 
         if not value:
             raise CliError(f"set the environment variable {ref.env} to the signing secret")
         return value
-    from relay.secrets import ENDPOINT_VARIABLE, SecretManagerBackend, Secrets
-    from relay.wiring import project_id
+    from relay.wiring import secrets_for
 
-    reader = Secrets(
-        SecretManagerBackend(os.environ.get(ENDPOINT_VARIABLE)),
-        project=project_id(config, os.environ),
-        ttl_seconds=0,
-    )
-    return reader.read(ref)
+    return secrets_for(config, os.environ, ttl_seconds=0).read(ref)
 
 
 def content_type(body: bytes) -> str:
