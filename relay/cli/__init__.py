@@ -68,6 +68,19 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _header_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--header",
+        "-H",
+        dest="headers",
+        metavar="NAME:VALUE",
+        type=header,
+        action="append",
+        default=[],
+        help=f"{help}; repeatable",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m relay",
@@ -101,15 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "payload", metavar="PAYLOAD_FILE", type=Path, help="the request body ('-': stdin)"
     )
-    simulate.add_argument(
-        "--header",
-        "-H",
-        dest="headers",
-        metavar="NAME:VALUE",
-        type=header,
-        action="append",
-        default=[],
-        help="a request header the source reads (e.g. 'X-GitHub-Event: workflow_run'); repeatable",
+    _header_option(
+        simulate, "a request header the source reads (e.g. 'X-GitHub-Event: workflow_run')"
     )
     simulate.add_argument("--json", action="store_true", help="print one JSON document")
     _config_option(simulate)
@@ -136,16 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the signing secret from this environment variable (default: the "
         "source's own `secret:` reference from the config)",
     )
-    send.add_argument(
-        "--header",
-        "-H",
-        dest="headers",
-        metavar="NAME:VALUE",
-        type=header,
-        action="append",
-        default=[],
-        help="an extra request header (e.g. 'X-GitHub-Event: release'); repeatable",
-    )
+    _header_option(send, "an extra request header (e.g. 'X-GitHub-Event: release')")
     send.add_argument(
         "--delivery-id", metavar="ID", help="the delivery id for schemes that sign one"
     )
