@@ -69,7 +69,7 @@ class RevylSettings(Strict):
     client_name: str = "revyl-relay"
     connect_timeout: float = Field(5.0, gt=0)
     request_timeout: float = Field(30.0, gt=0)
-    ingest_timeout: float = Field(600.0, gt=0)
+    ingest_timeout: float = Field(420.0, gt=0)  # from-url: Revyl downloads the artifact first
     retry_deadline: float = Field(20.0, ge=0)
     # An execute call that may have reached Revyl (timeout, reset, 500/502/504) is reported
     # `unknown`. true: the next delivery starts it again (never lose a run, at the risk of a
@@ -214,6 +214,17 @@ class RelayConfig(Strict):
             wanted = route.when.source
             if wanted and not any(_glob_matches(wanted, s) for s in self.sources):
                 raise ValueError(f"route {route.name!r}: when.source {wanted!r} names no source")
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> RelayConfig:
+        # Starts stop this long before the claim's lease ends, so a call in flight ends in time.
+        margin = self.revyl.connect_timeout + self.revyl.request_timeout
+        if self.dedup.lease_seconds <= margin:
+            raise ValueError(
+                f"dedup.lease_seconds ({self.dedup.lease_seconds}) must exceed "
+                f"revyl.connect_timeout + revyl.request_timeout ({margin:g})"
+            )
         return self
 
     def route(self, name: str) -> Route | None:

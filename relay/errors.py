@@ -43,10 +43,6 @@ class Unauthorized(Rejected):
         super().__init__(message)
 
 
-class Forbidden(Rejected):
-    status = 403
-
-
 class UnknownSource(Rejected):
     status = 404
 

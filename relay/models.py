@@ -86,11 +86,19 @@ class Execution(BaseModel):
     outcome: Outcome = "started"
     error: str | None = None
     revyl_status: int | None = None
+    # not sent: the status this failure alone calls for when it did not come from Revyl
+    # (422: the payload lacks what the route needs; 502/503: the build system's API failed)
+    answer_status: int | None = Field(None, exclude=True)
 
     @property
     def target(self) -> str:
-        kind, ident = ("test", self.test_id) if self.test_id else ("workflow", self.workflow_id)
-        return f"{self.route}/{kind}/{ident}"
+        return target_key(self.route, self.test_id, self.workflow_id)
+
+
+def target_key(route: str, test_id: str | None, workflow_id: str | None) -> str:
+    """`route/test/<id>` or `route/workflow/<id>`: how a target is named in records and logs."""
+    kind, ident = ("test", test_id) if test_id else ("workflow", workflow_id)
+    return f"{route}/{kind}/{ident}"
 
 
 class ErrorItem(BaseModel):

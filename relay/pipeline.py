@@ -7,6 +7,7 @@ nothing is started before the event is claimed, and every start is recorded as i
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import threading
@@ -18,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from relay.config import RelayConfig, Route
-from relay.errors import InProgress, StoreUnavailable, UnknownSource
+from relay.errors import InProgress, RelayError, StoreUnavailable, Unavailable, UnknownSource
 from relay.events import Claim, EventStore
-from relay.models import Build, ErrorItem, Event, Execution, RelayResponse
+from relay.models import Artifact, Build, ErrorItem, Event, Execution, RelayResponse
 from relay.revyl import sansio
 from relay.revyl.client import RevylClient
 from relay.revyl.sansio import MaybeStarted, RevylError
@@ -30,11 +31,12 @@ from relay.sources import Delivery, Source, build_source
 
 log = logging.getLogger("relay")
 T = TypeVar("T")
+R = TypeVar("R")
+
 UNRECORDED = (
     "the event store did not take this outcome: this instance keeps it and writes it when the "
     "store answers again; until then a redelivery to another instance may answer 409 or 503"
 )
-R = TypeVar("R")
 
 
 @dataclass
@@ -55,6 +57,17 @@ class Resolved:
     build_version_id: str | None = None
     error: str | None = None
     revyl_status: int | None = None
+    answer_status: int | None = None  # see Execution.answer_status
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One build to find in Revyl; routes that need the same one share it."""
+
+    mode: str
+    app_id: str
+    label: str
+    artifact: Artifact | None
 
 
 class Relay:
@@ -126,10 +139,12 @@ class Relay:
             raise InProgress(
                 f"event {event.key} is being handled by another delivery", event=event.key
             )
+        # Past this moment another delivery may take the claim over, so nothing more is started.
+        stop_at = time.monotonic() + self.config.dedup.lease_seconds - self.lease_margin
         executions: list[Execution] = []
         recorded = False
         try:
-            executions = self.run(source, build, plans, token, claim.executions, event.key)
+            executions = self.run(source, build, plans, token, claim.executions, event.key, stop_at)
         finally:
             done = bool(executions) and all(self.settled(e) for e in executions)
             recorded = self._release(event.key, claim_id, executions, done)
@@ -137,6 +152,12 @@ class Relay:
         if not recorded:
             answer.body.reason = UNRECORDED
         return answer
+
+    @property
+    def lease_margin(self) -> float:
+        """Time kept in hand at the end of a claim's lease: an execute call started before it
+        ends before the lease does."""
+        return self.config.revyl.connect_timeout + self.config.revyl.request_timeout
 
     def settled(self, execution: Execution) -> bool:
         """Never to be started again: started, or (with `retry_unknown: false`) maybe started."""
@@ -152,16 +173,22 @@ class Relay:
         token: str,
         previous: dict[str, Execution],
         event_key: str,
+        stop_at: float,
     ) -> list[Execution]:
-        deadline = time.monotonic() + self.config.revyl.retry_deadline
+        retry_deadline = self.config.revyl.retry_deadline
         already = {key for key, e in previous.items() if self.settled(e)}
         pending = [p for p in plans if any(t.key not in already for t in p.targets)]
-        resolved = self.resolve_builds(source, build, pending, token, deadline)
+        resolved = self.resolve_builds(
+            source, build, pending, token, time.monotonic() + retry_deadline
+        )
+        deadline = time.monotonic() + retry_deadline  # a budget of its own after a slow ingest
 
         def start(item: tuple[RoutePlan, Target]) -> Execution:
             plan, target = item
             if target.key in already:
                 return previous[target.key]
+            if time.monotonic() >= stop_at:
+                return not_started(target, "not started: this delivery outlived its claim's lease")
             execution = self.start_target(
                 plan, target, build, resolved[plan.route.name], token, deadline
             )
@@ -176,36 +203,45 @@ class Relay:
     ) -> dict[str, Resolved]:
         """Per route: the build_version_id its tests run on. Equal resolutions are done once."""
         results: dict[str, Resolved] = {p.route.name: Resolved() for p in plans}
-        jobs: dict[tuple[Any, ...], list[RoutePlan]] = {}
+        jobs: dict[Resolution, list[RoutePlan]] = {}
         for plan in plans:
             if plan.problem:
-                results[plan.route.name] = Resolved(error=plan.problem)
+                results[plan.route.name] = Resolved(error=plan.problem, answer_status=422)
             elif build.build_version_id:
                 results[plan.route.name] = Resolved(build.build_version_id)
             elif plan.mode != "attached":
-                job = (plan.mode, plan.route.build.app_id, plan.version_label, plan.artifact)
+                app_id, label = plan.route.build.app_id or "", plan.version_label or ""
+                job = Resolution(plan.mode, app_id, label, plan.artifact)
                 jobs.setdefault(job, []).append(plan)
 
-        def resolve(job: tuple[Any, ...]) -> Resolved:
-            mode, app_id, label, artifact = job
+        def resolve(job: Resolution) -> Resolved:
             try:
-                if mode == "lookup":
-                    found = self.revyl.lookup(token, deadline, app_id, label)
-                    if found is None:
-                        return Resolved(error=f"no build labelled {label!r} in Revyl app {app_id}")
-                    return Resolved(found)
-                link = source.artifact_link(build, artifact, self.secrets)
-                ingested = self.revyl.ingest(
-                    token, deadline, app_id, link.url, label, build, link.headers
-                )
-                return Resolved(ingested)
+                return self.resolve_build(source, build, job, token, deadline)
             except RevylError as exc:
-                return Resolved(error=f"{mode} failed: {exc.message}", revyl_status=exc.status)
+                message = f"{job.mode} failed: {exc.message}"
+                return Resolved(error=message, revyl_status=exc.status)
+            except RelayError as exc:  # the build system's API, minting the artifact's link
+                return Resolved(error=exc.message, answer_status=exc.status)
 
         for job, outcome in zip(jobs, concurrently(resolve, list(jobs), 4), strict=True):
             for plan in jobs[job]:
                 results[plan.route.name] = outcome
         return results
+
+    def resolve_build(
+        self, source: Source, build: Build, job: Resolution, token: str, deadline: float
+    ) -> Resolved:
+        if job.mode == "lookup":
+            found = self.revyl.lookup(token, deadline, job.app_id, job.label)
+            if found is None:
+                return Resolved(error=f"no build labelled {job.label!r} in Revyl app {job.app_id}")
+            return Resolved(found)
+        assert job.artifact is not None
+        link = source.artifact_link(build, job.artifact, self.secrets)
+        ingested = self.revyl.ingest(
+            token, deadline, job.app_id, link.url, job.label, build, link.headers
+        )
+        return Resolved(ingested)
 
     def start_target(
         self,
@@ -227,6 +263,7 @@ class Relay:
                 "outcome": "failed",
                 "error": resolved.error,
                 "revyl_status": resolved.revyl_status,
+                "answer_status": resolved.answer_status,
             }
             return base.model_copy(update=update)
         try:
@@ -259,6 +296,12 @@ class Relay:
             }
         )
 
+    @property
+    def dry_run_reason(self) -> str:
+        if self.config.revyl.dry_run:
+            return "revyl.dry_run is true: nothing was started"
+        return "no Revyl token is configured: nothing was started"
+
     def dry_run_answer(self, event: Event, build: Build, plans: list[RoutePlan]) -> Answer:
         executions = [
             Execution(
@@ -270,7 +313,7 @@ class Relay:
         body = RelayResponse(
             event=event.key,
             decision="dry_run",
-            reason="no Revyl token is configured: nothing was started",
+            reason=self.dry_run_reason,
             build=build.summary(),
             executions=executions,
             plan=[describe_plan(plan, build, self.config.revyl.client_name) for plan in plans],
@@ -286,6 +329,10 @@ class Relay:
             log.error(
                 "the event store could not be reached", extra={"event": key, "reason": repr(exc)}
             )
+            # The claim may have been written with only its answer lost: release it, or every
+            # redelivery would wait out the whole lease.
+            with contextlib.suppress(Exception):
+                self.store.release(key, claim_id, [], False, self.clock())
             message = f"the event store is unavailable ({type(exc).__name__}): nothing was started"
             raise StoreUnavailable(message, event=key) from None
 
@@ -311,6 +358,16 @@ class Relay:
             return False
 
 
+def not_started(target: Target, reason: str) -> Execution:
+    return Execution(
+        route=target.route,
+        test_id=target.test_id,
+        workflow_id=target.workflow_id,
+        outcome="failed",
+        error=reason,
+    )
+
+
 def in_plan_order(plans: list[RoutePlan], executions: dict[str, Execution]) -> list[Execution]:
     """Recorded executions in the order the plans list their targets (as the first answer)."""
     keys = [target.key for plan in plans for target in plan.targets]
@@ -324,7 +381,8 @@ _POOL = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="relay")
 
 
 def concurrently(fn: Callable[[T], R], items: Sequence[T], limit: int) -> list[R]:
-    """`fn` over `items`, at most `limit` at a time, results in order. `fn` must not raise.
+    """`fn` over `items`, at most `limit` at a time, results in order. `fn` should not raise:
+    an exception is raised here only after every call has ended.
     Each call runs in a copy of the caller's context, so log lines keep the request's trace."""
     if len(items) <= 1:
         return [fn(item) for item in items]
@@ -404,14 +462,19 @@ def finished(
         decision, status = "duplicate", 200
     elif len(started) == len(executions):
         decision, status = "triggered", 200
+    elif not started and len(own := {e.answer_status for e in executions}) == 1 and None not in own:
+        decision, status = "failed", own.pop()  # every route failed the same way, before Revyl
     else:
         decision, status = ("partial" if started else "failed"), 502
+    headers = {"Retry-After": str(Unavailable.retry_after)} if status == 503 else {}
+    reasons = {e.message for e in errors}
     body = RelayResponse(
         event=event.key,
         decision=decision,
+        reason=reasons.pop() if not started and len(reasons) == 1 else None,
         build=summary,
         execution_ids=[e.execution_id for e in started if e.execution_id],
         executions=executions,
         errors=errors,
     )
-    return Answer(status, body)
+    return Answer(status, body, headers)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from relay.config import Route
-from relay.models import Artifact, Build
+from relay.models import Artifact, Build, target_key
 
 INSTALLABLE_KINDS = {"android": ("apk",), "ios": ("tar.gz", "tgz", "app", "zip", "ipa")}
 
@@ -26,8 +26,7 @@ class Target:
 
     @property
     def key(self) -> str:
-        kind, ident = ("test", self.test_id) if self.test_id else ("workflow", self.workflow_id)
-        return f"{self.route}/{kind}/{ident}"
+        return target_key(self.route, self.test_id, self.workflow_id)
 
 
 @dataclass(frozen=True)
@@ -97,24 +96,38 @@ def plan_route(route: Route, build: Build, tests: tuple[str, ...] | None = None)
     targets = tuple(Target(route.name, test_id=t) for t in test_ids) + tuple(
         Target(route.name, workflow_id=w) for w in workflows
     )
+    try:
+        label = label_for(route, build, bool(workflows))
+        artifact = artifact_for(route, build)
+    except MissingFields as exc:
+        return RoutePlan(route, targets, problem=str(exc))
+    return RoutePlan(route, targets, label, artifact)
+
+
+def label_for(route: Route, build: Build, has_workflows: bool) -> str | None:
+    """The version label, when the route needs one: to ingest or look the build up (unless the
+    sender named the Revyl build), and to pin it for workflows."""
     spec = route.build
-    needs_label = spec.mode != "attached" or (workflows and spec.app_id)
-    if build.build_version_id and spec.mode == "ingest" and not workflows:
-        needs_label = False  # the sender named the Revyl build: nothing to ingest
-    label, artifact, problem = None, None, None
-    if needs_label:
-        try:
-            label = render(spec.version_label, build)
-        except MissingFields as exc:
-            problem = f"version_label {spec.version_label!r}: {exc}"
-    if spec.mode == "ingest" and not build.build_version_id and problem is None:
-        artifact = pick_artifact(build, spec.asset)
-        if artifact is None:
-            wanted = f"matching {spec.asset!r}" if spec.asset else "to ingest"
-            problem = f"the build has no artifact {wanted}"
-    if workflows and spec.app_id and not build.platform and problem is None:
-        problem = "workflows pin the build per platform, and the build has no platform"
-    return RoutePlan(route, targets, label, artifact, problem)
+    if spec.mode == "attached":
+        return None
+    if build.build_version_id and not has_workflows:
+        return None
+    if has_workflows and not build.platform:
+        raise MissingFields("workflows pin the build per platform, and the build has no platform")
+    try:
+        return render(spec.version_label, build)
+    except MissingFields as exc:
+        raise MissingFields(f"version_label {spec.version_label!r}: {exc}") from None
+
+
+def artifact_for(route: Route, build: Build) -> Artifact | None:
+    if route.build.mode != "ingest" or build.build_version_id:
+        return None
+    artifact = pick_artifact(build, route.build.asset)
+    if artifact is None:
+        wanted = f"matching {route.build.asset!r}" if route.build.asset else "to ingest"
+        raise MissingFields(f"the build has no artifact {wanted}")
+    return artifact
 
 
 def plan_event(routes: list[Route], build: Build, named: tuple[str, ...] = ()) -> list[RoutePlan]:

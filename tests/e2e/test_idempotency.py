@@ -247,7 +247,8 @@ def test_secret_manager_down_is_a_503_and_starts_nothing(relay, fake_revyl, fake
 def test_a_claim_left_by_an_instance_that_died_is_taken_over_after_the_lease(
     start_relay, revyl_yaml, fake_revyl, emulator
 ):
-    config = revyl_yaml + ROUTES + firestore_yaml(lease_seconds=2)
+    quick = revyl_yaml.replace("request_timeout: 2", "connect_timeout: 0.5, request_timeout: 1")
+    config = quick + ROUTES + firestore_yaml(lease_seconds=2)
     doomed = start_relay(config, env=emulator.env())
     fake_revyl.fail("/builds/from-url", Delay(30))  # it dies while Revyl fetches the build
     threading.Thread(target=lambda: _ignore_errors(post, doomed), daemon=True).start()
