@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from relay.cli import main
-from relay.cli.deploy_info import secret_fields
-from relay.config import SecretRef
+from relay.cli.deploy_info import info_lines, secret_fields
+from relay.config import SecretRef, load_config
+from relay.models import Build, Event, Execution
+from relay.pipeline import finished
 from tests.conftest import PROJECT
 from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
 from tests.payloads import EAS_SECRET, GENERIC_SECRET, PAYLOADS
@@ -145,7 +147,8 @@ def test_check_secrets_reads_every_secret_and_prints_no_value(
 # --- simulate --------------------------------------------------------------------------------
 
 
-def test_simulate_shows_the_build_the_decision_and_every_revyl_call(capsys):
+def test_simulate_shows_the_build_the_decision_and_every_revyl_call(capsys, monkeypatch):
+    monkeypatch.setenv("REVYL_API_KEY", "rev_not_read")  # the token is set: no dry-run
     code, out, _ = run(capsys, "simulate", "eas", IOS, "--config", BUNDLED)
     assert code == 0
     assert "source    eas (type eas); signature not checked" in out
@@ -159,7 +162,8 @@ def test_simulate_shows_the_build_the_decision_and_every_revyl_call(capsys):
     assert "android-smoke: platform is 'ios' (route wants 'android')" in out
 
 
-def test_simulate_json_is_the_same_report_as_data(capsys):
+def test_simulate_json_is_the_same_report_as_data(capsys, monkeypatch):
+    monkeypatch.setenv("REVYL_API_KEY", "rev_not_read")
     code, out, _ = run(capsys, "simulate", "eas", IOS, "--config", BUNDLED, "--json")
     report = json.loads(out)
     assert code == 0
@@ -174,6 +178,40 @@ def test_simulate_json_is_the_same_report_as_data(capsys):
     ]
     assert plan["calls"][1]["body"]["build_version_id"] == "<build_version_id from ingest>"
     assert set(report["not_matched"]) == {"android-smoke", "ci-builds"}
+
+
+def test_simulate_answers_dry_run_as_the_relay_does_when_the_token_is_unset(capsys, monkeypatch):
+    monkeypatch.delenv("REVYL_API_KEY", raising=False)
+    code, out, _ = run(capsys, "simulate", "eas", IOS, "--config", BUNDLED)
+    assert code == 0
+    assert (
+        "decision  dry_run (HTTP 200)\n"
+        "          no Revyl token is configured: nothing was started\n"
+        "note      revyl.token is env REVYL_API_KEY, not set in this shell: "
+        "a relay run here starts nothing\n"
+        "if token  triggered (HTTP 200)\n"
+        "          1 route matched: 2 tests and 1 workflow would start\n"
+    ) in out
+    assert out.count("POST /api/v1/execution/api/execute_test_id_async") == 2
+
+
+def test_simulate_decides_with_the_pipelines_own_answer(capsys, monkeypatch, tmp_path):
+    """A route the payload cannot run fails as the relay's `finished` says (not a copy)."""
+    monkeypatch.setenv("REVYL_API_KEY", "rev_not_read")
+    config = write(
+        tmp_path,
+        "revyl: {token: {env: REVYL_API_KEY}}\n"
+        "sources: {eas: {secret: {env: X}}}\n"
+        f"routes: [{{name: r, build: {{ingest: {{app_id: {APP}}}, asset: '*.apk'}}, "
+        f"tests: [{TEST}]}}]\n",
+    )
+    report = json.loads(run(capsys, "simulate", "eas", IOS, "--config", config, "--json")[1])
+    failed = Execution(route="r", test_id=TEST, outcome="failed")
+    build = Build(source="eas", system="expo-eas")
+    expected = finished(Event("k", build=build), build, [failed])
+    assert (report["decision"], report["status"]) == ("failed", expected.status)
+    assert report["reason"] == "r: the build has no artifact matching '*.apk'"
+    assert "with_token" not in report
 
 
 def test_simulate_ignored_and_headers_from_the_command_line(capsys):
@@ -320,6 +358,17 @@ def test_send_explains_what_is_missing(capsys, tmp_path, monkeypatch):
 
 
 # --- deploy-info -----------------------------------------------------------------------------
+
+
+def test_deploy_info_says_dry_run_as_the_deployed_relay_decides_it(tmp_path):
+    def dry_run(revyl: str) -> list[str]:
+        path = write(tmp_path, f"{revyl}sources: {{eas: {{secret: {{env: X}}}}}}\n")
+        return next(line for line in info_lines(load_config(Path(path))) if line[0] == "dry-run")
+
+    # deploy.sh mounts every {env: …} secret, so an env token is set where the relay runs
+    assert dry_run("revyl: {token: {env: REVYL_API_KEY}}\n") == ["dry-run", "no"]
+    assert dry_run("revyl: {token: {secret: revyl-key}, dry_run: true}\n") == ["dry-run", "yes"]
+    assert dry_run("") == ["dry-run", "yes"]
 
 
 def test_deploy_info_names_each_secret_where_deploy_sh_finds_it():

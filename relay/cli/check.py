@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from relay.cli.common import load, refs_by_secret, table
-from relay.config import RelayConfig, Route, source_secret_refs
+from relay.config import RelayConfig, Route, source_secret_refs, token_is_set
 from relay.errors import ConfigError, RelayError
 from relay.sources import build_source
 
@@ -90,14 +90,15 @@ def build_cell(route: Route) -> str:
 def settings_lines(config: RelayConfig, environ: Mapping[str, str]) -> list[str]:
     revyl = config.revyl
     token = revyl.token
-    if revyl.dry_run:
+    if token_is_set(config, environ):  # as the relay decides whether it runs dry
+        assert token is not None
+        access = f"token from {token.describe()}"
+    elif revyl.dry_run:
         access = "dry_run is on: webhooks are verified and routed, nothing is started"
     elif token is None:
         access = "no token: dry-run, nothing is started"
-    elif token.env and not environ.get(token.env):
-        access = f"token from env {token.env} (not set in this shell: dry-run here)"
     else:
-        access = f"token from {token.describe()}"
+        access = f"token from env {token.env} (not set in this shell: dry-run here)"
     lines = [f"revyl:  {revyl.api_url}, {access}"]
     dedup = config.dedup
     if dedup.store == "firestore":

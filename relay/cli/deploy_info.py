@@ -9,7 +9,8 @@
 An empty field is `-` (bash's `read` would merge two tabs). `{secret: NAME}` refs are read by the
 relay at run time; `{env: VARIABLE}` refs are stored in Secret Manager under the variable's name
 in kebab case and mounted as that variable (MOUNT-AS). VALUE-FROM is the variable deploy.sh
-reads a missing secret's value from before it asks for it.
+reads a missing secret's value from before it asks for it. `dry-run` is decided as the deployed
+relay decides it, with every `{env: VARIABLE}` mounted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 from relay.cli.common import load, refs_by_secret
-from relay.config import RelayConfig, SecretRef
+from relay.config import RelayConfig, SecretRef, secret_refs, token_is_set
 from relay.events_firestore import TTL_FIELD  # each record's expiry: the TTL policy's field
 
 WHERE = {
@@ -52,8 +53,8 @@ def info_lines(config: RelayConfig) -> list[list[str]]:
     if dedup.store == "firestore":
         lines.append(["firestore", dedup.database, dedup.collection, TTL_FIELD])
     lines.append(["lease", str(dedup.lease_seconds)])
-    dry = config.revyl.dry_run or config.revyl.token is None
-    lines.append(["dry-run", "yes" if dry else "no"])
+    deployed = {ref.env: "mounted" for _, ref in secret_refs(config) if ref.env}
+    lines.append(["dry-run", "no" if token_is_set(config, deployed) else "yes"])
     return lines
 
 

@@ -1,30 +1,32 @@
 """`python -m relay simulate`: what would the relay do with this payload?
 
-The same pure steps the relay runs (the source's `parse`, `routing.plan_event`,
-`pipeline.describe_plan`), minus the signature check and any I/O. A source that enriches its
-builds from its system's API (or a chat-ops source with its own answer) runs inside
-`offline()`: the first request it would make is shown instead of made.
+The relay's own steps (the source's `parse`, `Relay.trigger` of a relay in dry-run, which plans
+with `routing.plan_event` and describes each plan with `pipeline.describe_plan`), minus the
+signature check and any I/O. The decision is the pipeline's: `pipeline.ignored`, the dry-run
+answer, or `pipeline.finished` over the executions the plans imply (a relay with a token). A
+source that enriches its builds from its system's API (or a chat-ops source with its own answer)
+runs inside `offline()`: the first request it would make is shown instead of made.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from relay.cli import CliError
 from relay.cli.common import load, read_payload, source_named
 from relay.cli.offline import OfflineSecrets, offline
-from relay.config import Match, RelayConfig, Route
+from relay.config import Match, RelayConfig, Route, token_is_set
 from relay.errors import RelayError
-from relay.models import Build, Event
-from relay.pipeline import describe_plan
+from relay.models import Build, Event, Execution
+from relay.pipeline import Answer, Relay, finished, ignored
 from relay.routing import RoutePlan, plan_event, route_matches
 from relay.sources import Delivery, Source
-
-STATUS = {"triggered": 200, "ignored": 200, "partial": 502, "failed": 502}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,8 +56,14 @@ def sender_headers(source: Source, body: bytes, now: float) -> dict[str, str]:
     return {name.lower(): value for name, value in one.items() if two.get(name) == value}
 
 
-def simulate(config: RelayConfig, source: Source, delivery: Delivery) -> dict[str, Any]:
-    """The relay's path for one delivery, as data; raises the RelayError it would answer."""
+def simulate(
+    config: RelayConfig,
+    source: Source,
+    delivery: Delivery,
+    environ: Mapping[str, str] = os.environ,
+) -> dict[str, Any]:
+    """The relay's path for one delivery, as data; raises the RelayError it would answer.
+    `environ` decides, as in the relay, whether a token is set (else the relay runs dry)."""
     report: dict[str, Any] = {"source": source.name, "type": source.type}
     try:
         event = source.parse(delivery)
@@ -63,49 +71,100 @@ def simulate(config: RelayConfig, source: Source, delivery: Delivery) -> dict[st
         message = f"the relay would answer {exc.status} {exc.decision}: {exc.message}"
         raise CliError(message) from None
     report["event"] = event.key
+    relay = offline_relay(config)
     if overrides(source, "respond"):
-        answered = chat_ops_answer(config, source, event)
+        answered = chat_ops_answer(relay, source, event)
         if answered is not None:
             return {**report, **answered}
     if event.ignored or event.build is None:
-        return {**report, **decided("ignored", event.ignored or "nothing to do")}
+        return {**report, **decision(ignored(event, event.ignored or "nothing to do"))}
     if overrides(source, "enrich"):
         report["enrichment"] = try_enrichment(source, event)
         report["decision_on"] = "the payload alone: the relay decides on the enriched build"
     build = event.build
     report["build"] = build_fields(build)
     plans = plan_event(config.routes, build, event.routes)
-    report["routes"] = [describe_plan(p, build, config.revyl.client_name) for p in plans]
+    answer = relay.trigger(source, event)  # in dry-run: ignored, or the plan, and no I/O
+    report["routes"] = answer.body.plan or []
     if not event.routes:
         report["not_matched"] = not_matched(config.routes, build, plans)
-    report.update(decision_for(plans))
-    if config.revyl.dry_run or config.revyl.token is None:
-        report["note"] = "the config has no Revyl token: the relay answers dry_run, starts nothing"
-    return report
+    if not plans:
+        return {**report, **decision(answer)}
+    with_token = decision(would_answer(event, build, plans), reason_for(plans))
+    if token_is_set(config, environ):
+        return {**report, **with_token}
+    return {
+        **report,
+        **decision(answer),
+        "note": dry_run_cause(config),
+        "with_token": with_token,
+    }
+
+
+def offline_relay(config: RelayConfig) -> Relay:
+    """A relay in dry-run that reads no secret and whose Revyl client is never called."""
+    from relay.events import MemoryEventStore
+    from relay.revyl.client import RequestsRevylClient
+
+    return Relay(
+        config,
+        secrets=OfflineSecrets(),
+        revyl=RequestsRevylClient(config.revyl),
+        store=MemoryEventStore(config.dedup.lease_seconds),
+        dry_run=True,
+    )
+
+
+def would_answer(event: Event, build: Build, plans: list[RoutePlan]) -> Answer:
+    """The relay's answer with a token, if every Revyl call succeeds: `pipeline.finished` over
+    the executions the plans imply. A plan's problem fails its targets, as in the relay."""
+    executions = [
+        Execution(
+            route=target.route,
+            test_id=target.test_id,
+            workflow_id=target.workflow_id,
+            outcome="failed" if plan.problem else "started",
+            error=plan.problem,
+        )
+        for plan in plans
+        for target in plan.targets
+    ]
+    return finished(event, build, executions)
+
+
+def dry_run_cause(config: RelayConfig) -> str:
+    """Why `token_is_set` is false, in the words of this report."""
+    token = config.revyl.token
+    if config.revyl.dry_run:
+        return "revyl.dry_run is true: the relay starts nothing"
+    if token is None:
+        return "the config has no Revyl token: the relay starts nothing"
+    return f"revyl.token is env {token.env}, not set in this shell: a relay run here starts nothing"
 
 
 def overrides(source: Source, method: str) -> bool:
     return getattr(type(source), method) is not getattr(Source, method)
 
 
-def decided(decision: str, reason: str) -> dict[str, Any]:
-    return {"decision": decision, "status": STATUS[decision], "reason": reason}
+def decision(answer: Answer, reason: str | None = None) -> dict[str, Any]:
+    return {
+        "decision": answer.body.decision,
+        "status": answer.status,
+        "reason": reason or answer.body.reason,
+    }
 
 
-def decision_for(plans: list[RoutePlan]) -> dict[str, Any]:
-    if not plans:
-        return decided("ignored", "no route matched the build")
+def reason_for(plans: list[RoutePlan]) -> str:
+    """What would start and what could not, for a relay with a token."""
     runnable = [p for p in plans if p.problem is None]
     tests = sum(1 for p in runnable for t in p.targets if t.test_id)
     workflows = sum(1 for p in runnable for t in p.targets if t.workflow_id)
     counts = [_n(n, noun) for n, noun in ((tests, "test"), (workflows, "workflow")) if n]
     would_start = f"{' and '.join(counts) or 'nothing'} would start"
     if len(runnable) == len(plans):
-        return decided("triggered", f"{_n(len(plans), 'route')} matched: {would_start}")
+        return f"{_n(len(plans), 'route')} matched: {would_start}"
     problems = "; ".join(f"{p.route.name}: {p.problem}" for p in plans if p.problem)
-    if runnable:
-        return decided("partial", f"{would_start}; {problems}")
-    return decided("failed", problems)
+    return f"{would_start}; {problems}" if runnable else problems
 
 
 def _n(count: int, noun: str) -> str:
@@ -159,19 +218,8 @@ def try_enrichment(source: Source, event: Event) -> dict[str, Any]:
     }
 
 
-def chat_ops_answer(config: RelayConfig, source: Source, event: Event) -> dict[str, Any] | None:
+def chat_ops_answer(relay: Relay, source: Source, event: Event) -> dict[str, Any] | None:
     """A source's own answer (chat-ops), from a relay in dry-run that can reach nothing."""
-    from relay.events import MemoryEventStore
-    from relay.pipeline import Relay
-    from relay.revyl.client import RequestsRevylClient
-
-    relay = Relay(
-        config,
-        secrets=OfflineSecrets(),
-        revyl=RequestsRevylClient(config.revyl),
-        store=MemoryEventStore(config.dedup.lease_seconds),
-        dry_run=True,
-    )
     with offline() as recorder:
         answer = source.respond(event, relay)
     if answer is None:
@@ -209,10 +257,12 @@ def render(report: dict[str, Any]) -> str:
     if "build" in report:
         lines += _block("build", [f"{k:<16} {_value(v)}" for k, v in report["build"].items()])
     on = f" on {report['decision_on']}" if report.get("decision_on") else ""
-    lines.append(f"decision  {report['decision']} (HTTP {report['status']}){on}")
-    lines.append(f"          {report['reason']}")
-    if report.get("note"):
+    if "with_token" in report:
+        lines += _decision_lines("decision", report)
         lines.append(f"note      {report['note']}")
+        lines += _decision_lines("if token", report["with_token"], on)
+    else:
+        lines += _decision_lines("decision", report, on)
     for plan in report.get("routes") or []:
         lines += ["", *_plan_lines(plan)]
     if report.get("not_matched"):
@@ -225,6 +275,12 @@ def render(report: dict[str, Any]) -> str:
             _indent(json.dumps(report["reply"], indent=2)),
         ]
     return "\n".join(lines)
+
+
+def _decision_lines(title: str, decided: dict[str, Any], on: str = "") -> list[str]:
+    return _block(
+        title, [f"{decided['decision']} (HTTP {decided['status']}){on}", decided["reason"]]
+    )
 
 
 def _block(title: str, rows: list[str]) -> list[str]:
