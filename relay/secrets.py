@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from relay.config import SecretRef
-from relay.errors import ConfigError, SecretUnavailable
+from relay.errors import SecretUnavailable
 from relay.logs import never_show
 
 log = logging.getLogger("relay.secrets")
@@ -103,7 +103,7 @@ class Secrets:
         if name.startswith("projects/"):
             return name if "/versions/" in name else f"{name}/versions/latest"
         if not self.project:
-            raise ConfigError(f"secret {name!r} needs a project: set GOOGLE_CLOUD_PROJECT")
+            raise SecretUnavailable(f"secret {name!r} needs a project: set GOOGLE_CLOUD_PROJECT")
         return f"projects/{self.project}/secrets/{name}/versions/latest"
 
     def read(self, ref: SecretRef) -> str:
