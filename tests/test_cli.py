@@ -17,8 +17,6 @@ import pytest
 from relay.cli import main
 from relay.cli.deploy_info import info_lines, secret_fields
 from relay.config import SecretRef, load_config
-from relay.models import Build, Event, Execution
-from relay.pipeline import finished
 from tests.conftest import PROJECT
 from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
 from tests.payloads import EAS_SECRET, GENERIC_SECRET, PAYLOADS
@@ -196,7 +194,8 @@ def test_simulate_answers_dry_run_as_the_relay_does_when_the_token_is_unset(caps
 
 
 def test_simulate_decides_with_the_pipelines_own_answer(capsys, monkeypatch, tmp_path):
-    """A route the payload cannot run fails as the relay's `finished` says (not a copy)."""
+    """A route the payload cannot run fails as the relay fails it: 422, the same payload
+    cannot succeed on a redelivery (the status comes from the pipeline, not a copy)."""
     monkeypatch.setenv("REVYL_API_KEY", "rev_not_read")
     config = write(
         tmp_path,
@@ -206,10 +205,7 @@ def test_simulate_decides_with_the_pipelines_own_answer(capsys, monkeypatch, tmp
         f"tests: [{TEST}]}}]\n",
     )
     report = json.loads(run(capsys, "simulate", "eas", IOS, "--config", config, "--json")[1])
-    failed = Execution(route="r", test_id=TEST, outcome="failed")
-    build = Build(source="eas", system="expo-eas")
-    expected = finished(Event("k", build=build), build, [failed])
-    assert (report["decision"], report["status"]) == ("failed", expected.status)
+    assert (report["decision"], report["status"]) == ("failed", 422)
     assert report["reason"] == "r: the build has no artifact matching '*.apk'"
     assert "with_token" not in report
 

@@ -90,7 +90,7 @@ def simulate(
         report["not_matched"] = not_matched(config.routes, build, plans)
     if not plans:
         return {**report, **decision(answer)}
-    with_token = decision(would_answer(event, build, plans), reason_for(plans))
+    with_token = decision(would_answer(relay, source, event, build, plans), reason_for(plans))
     if token_is_set(config, environ):
         return {**report, **with_token}
     return {
@@ -115,20 +115,24 @@ def offline_relay(config: RelayConfig) -> Relay:
     )
 
 
-def would_answer(event: Event, build: Build, plans: list[RoutePlan]) -> Answer:
+def would_answer(
+    relay: Relay, source: Source, event: Event, build: Build, plans: list[RoutePlan]
+) -> Answer:
     """The relay's answer with a token, if every Revyl call succeeds: `pipeline.finished` over
-    the executions the plans imply. A plan's problem fails its targets, as in the relay."""
-    executions = [
-        Execution(
-            route=target.route,
-            test_id=target.test_id,
-            workflow_id=target.workflow_id,
-            outcome="failed" if plan.problem else "started",
-            error=plan.problem,
-        )
-        for plan in plans
-        for target in plan.targets
-    ]
+    the executions the plans imply. A plan with a problem fails through the relay's own
+    `resolve_builds` and `start_target`, which stop at the problem before any I/O."""
+    failing = [plan for plan in plans if plan.problem]
+    with offline():  # a guarantee: neither gets as far as a request for a failing plan
+        resolved = relay.resolve_builds(source, build, failing, "", 0.0)
+        executions = [
+            relay.start_target(plan, target, build, resolved[plan.route.name], "", 0.0)
+            if plan.problem
+            else Execution(
+                route=target.route, test_id=target.test_id, workflow_id=target.workflow_id
+            )
+            for plan in plans
+            for target in plan.targets
+        ]
     return finished(event, build, executions)
 
 
