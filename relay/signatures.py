@@ -24,6 +24,11 @@ def hmac_hex(secret: str | bytes, message: bytes, digest: Digest) -> str:
     return hmac.new(key, message, digest).hexdigest()
 
 
+def sign_hex_hmac(secret: str, body: bytes, digest: Digest, prefix: str = "") -> str:
+    """A `[prefix]<hex>` signature header value: the inverse of `verify_hex_hmac`."""
+    return prefix + hmac_hex(secret, body, digest)
+
+
 def verify_hex_hmac(
     header: str | None,
     *,
@@ -31,10 +36,12 @@ def verify_hex_hmac(
     message: bytes,
     digest: Digest,
     prefixes: tuple[str, ...] = (),
+    missing: str = "missing signature",
 ) -> None:
-    """Check a `[prefix]<hex>` signature header against HMAC(secret, message)."""
+    """Check a `[prefix]<hex>` signature header against HMAC(secret, message). `missing` is
+    the 401's message when there is no header (say which header, and how to get one)."""
     if not header:
-        raise Unauthorized("missing signature")
+        raise Unauthorized(missing)
     provided = header.strip()
     for prefix in prefixes:
         if provided[: len(prefix)].lower() == prefix:
@@ -43,6 +50,30 @@ def verify_hex_hmac(
     expected = hmac_hex(secret, message, digest).encode()
     if not hmac.compare_digest(expected, _as_bytes(provided).lower()):
         raise Unauthorized()
+
+
+def verify_token(value: str | None, *, secret: str, header: str) -> None:
+    """Check a static token sent as `Bearer <token>` or bare, in constant time."""
+    if not value:
+        raise Unauthorized(f"missing {header} header")
+    provided = value.strip()
+    if provided[:7].lower() == "bearer ":
+        provided = provided[7:].strip()
+    if not hmac.compare_digest(_as_bytes(provided), secret.encode("utf-8", "surrogateescape")):
+        raise Unauthorized()
+
+
+def check_timestamp(
+    sent_at: str, now: float, tolerance: float = 300, *, header: str = "webhook-timestamp"
+) -> None:
+    """Refuse a signed timestamp (Unix seconds, as sent in `header`) more than `tolerance`
+    seconds from `now`: a replayed old delivery."""
+    try:
+        age = abs(now - int(sent_at))
+    except (ValueError, OverflowError):  # not digits, or digits too many for a time
+        raise Unauthorized(f"{header} is not a Unix time") from None
+    if age > tolerance:
+        raise Unauthorized(f"{header} is outside the {tolerance / 60:g} minute tolerance")
 
 
 def verify_standard_webhook(
@@ -54,18 +85,23 @@ def verify_standard_webhook(
     signatures = headers.get("webhook-signature", "")
     if not (msg_id and timestamp and signatures):
         raise Unauthorized("missing webhook-id, webhook-timestamp or webhook-signature")
-    try:
-        age = abs(now - int(timestamp))
-    except (ValueError, OverflowError):  # not digits, or digits too many for a time
-        raise Unauthorized("webhook-timestamp is not a Unix time") from None
-    if age > tolerance:
-        raise Unauthorized("webhook-timestamp is outside the 5 minute tolerance")
+    check_timestamp(timestamp, now, tolerance)
     expected = standard_webhook_signature(secret, msg_id, timestamp, body).encode()
     for candidate in signatures.split():
         version, _, value = candidate.partition(",")
         if version == "v1" and hmac.compare_digest(expected, _as_bytes(value)):
             return msg_id
     raise Unauthorized()
+
+
+def sign_standard_webhook(body: bytes, secret: str, now: float, msg_id: str) -> dict[str, str]:
+    """The Standard Webhooks headers for `body`: the inverse of `verify_standard_webhook`."""
+    timestamp = str(int(now))
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": "v1," + standard_webhook_signature(secret, msg_id, timestamp, body),
+    }
 
 
 def standard_webhook_key(secret: str) -> bytes:

@@ -17,13 +17,13 @@ import pkgutil
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from relay.config import SourceSettings
 from relay.errors import BadRequest
 
 if TYPE_CHECKING:
-    from relay.models import Artifact, Build, Event
+    from relay.models import Artifact, Build, Event, Platform
     from relay.pipeline import Answer, Relay
     from relay.secrets import SecretReader
 
@@ -127,6 +127,37 @@ def text(value: Any) -> str | None:
         return None
     result = str(value).strip()
     return result or None
+
+
+def as_list(value: Any) -> list[Any]:
+    """A payload value to iterate: itself if it is a list, else empty (a signed payload may
+    still have an odd shape; it must not become a 500)."""
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A payload value to read keys from: itself if it is an object, else empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def pr_number(value: Any) -> int | None:
+    """A pull request number from `412`, `"412"` or `"#412"`; None for 0, null, "" and
+    anything else that is not a positive whole number (CIs send those for non-PR builds)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    digits = value.strip().lstrip("#") if isinstance(value, str) else ""
+    return int(digits) if digits.isascii() and digits.isdigit() and int(digits) > 0 else None
+
+
+def read_platform(value: Any, what: str = "platform") -> Platform | None:
+    """A payload's platform, lower-cased: `ios`, `android` or None (not given); anything else
+    is a BadRequest whose message starts with `what`."""
+    name = (text(value) or "").lower() or None
+    if name not in (None, "ios", "android"):
+        raise BadRequest(f"{what} {name!r} is neither ios nor android")
+    return cast("Platform | None", name)
 
 
 def artifact_kind(name: str) -> str | None:

@@ -16,27 +16,27 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import hmac
-import threading
 from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
 from relay.config import SecretRef, SourceSettings
-from relay.errors import BadRequest, Unauthorized, UpstreamError
+from relay.errors import BadRequest, UpstreamError
 from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
-from relay.signatures import hmac_hex, verify_hex_hmac
+from relay.signatures import sign_hex_hmac, verify_hex_hmac, verify_token
 from relay.sources import (
     KIND_PLATFORMS,
     ArtifactLink,
     Delivery,
     Source,
     artifact_kind,
+    as_dict,
     json_object,
     platform_from_words,
     platform_of_artifacts,
+    pr_number,
     text,
 )
 from relay.sources._api import ApiSettings, SourceApi
@@ -92,28 +92,6 @@ class BitriseSettings(SourceSettings):
 
 
 # --- pure steps ---------------------------------------------------------------------
-
-
-def verify_token(value: str | None, *, secret: str, header: str) -> None:
-    """Check a static token sent as `Bearer <token>` or bare, in constant time."""
-    if not value:
-        raise Unauthorized(f"missing {header} header")
-    provided = value.strip()
-    if provided[:7].lower() == "bearer ":
-        provided = provided[7:].strip()
-    if not hmac.compare_digest(
-        provided.encode("utf-8", "surrogateescape"), secret.encode("utf-8", "surrogateescape")
-    ):
-        raise Unauthorized()
-
-
-def pr_number(value: Any) -> int | None:
-    """Bitrise sends 0, null or "" for builds that are not pull requests."""
-    try:
-        number = int(str(value).strip().lstrip("#"))
-    except (TypeError, ValueError):
-        return None
-    return number if number > 0 else None
 
 
 def artifact_path(app_slug: str, build_slug: str, artifact_slug: str | None = None) -> str:
@@ -190,25 +168,21 @@ class BitriseSource(Source):
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)
-        self._api: SourceApi | None = None
-        self._api_lock = threading.Lock()
+        api = self.settings.api
+        self.api = SourceApi("Bitrise", api.url, api.timeout) if api else None
 
     def verify(self, delivery: Delivery, secret: str) -> None:
         if self.settings.auth == "bearer":
             header = self.settings.header
             verify_token(delivery.header(header), secret=secret, header=header)
             return
-        signature = delivery.header(SIGNATURE_HEADER)
-        if not signature:
-            raise Unauthorized(
-                f"missing {SIGNATURE_HEADER} header (set a secret on the Bitrise webhook)"
-            )
         verify_hex_hmac(
-            signature,
+            delivery.header(SIGNATURE_HEADER),
             secret=secret,
             message=delivery.body,
             digest=hashlib.sha256,
             prefixes=("sha256=",),
+            missing=f"missing {SIGNATURE_HEADER} header (set a secret on the Bitrise webhook)",
         )
 
     def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
@@ -216,7 +190,7 @@ class BitriseSource(Source):
             header = self.settings.header
             value = f"Bearer {secret}" if header.lower() == "authorization" else secret
             return {EVENT_HEADER: FINISHED, header: value}
-        signature = "sha256=" + hmac_hex(secret, body, hashlib.sha256)
+        signature = sign_hex_hmac(secret, body, hashlib.sha256, "sha256=")
         return {EVENT_HEADER: FINISHED, SIGNATURE_HEADER: signature}
 
     def parse(self, delivery: Delivery) -> Event:
@@ -242,7 +216,7 @@ class BitriseSource(Source):
         return Event(key, build=self._build(payload, slug), extra={"app_slug": app_slug})
 
     def _build(self, payload: dict[str, Any], slug: str) -> Build:
-        git = payload.get("git") if isinstance(payload.get("git"), dict) else {}
+        git = as_dict(payload.get("git"))
         workflow = text(payload.get("build_triggered_workflow"))
         return Build(
             source=self.name,
@@ -297,19 +271,12 @@ class BitriseSource(Source):
         return items
 
     def _get(self, path: str, secrets: SecretReader, params: dict[str, str] | None = None) -> Any:
-        api = self.settings.api
-        assert api is not None
-        assert api.token is not None
-        headers = {"Authorization": secrets.read(api.token), "Accept": "application/json"}
-        return self._client().request_json("GET", path, headers=headers, params=params)
-
-    def _client(self) -> SourceApi:
-        with self._api_lock:
-            if self._api is None:
-                api = self.settings.api
-                assert api is not None
-                self._api = SourceApi("Bitrise", api.url, api.timeout)
-            return self._api
+        settings = self.settings.api
+        assert settings is not None
+        assert settings.token is not None
+        assert self.api is not None
+        headers = {"Authorization": secrets.read(settings.token), "Accept": "application/json"}
+        return self.api.request_json("GET", path, headers=headers, params=params)
 
 
 def _data(answer: Any, kind: type) -> Any:

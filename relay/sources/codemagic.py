@@ -22,14 +22,18 @@ from relay.config import SourceSettings
 from relay.errors import BadRequest, UnprocessableBuild, UpstreamError
 from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
-from relay.signatures import standard_webhook_signature, verify_standard_webhook
+from relay.signatures import sign_standard_webhook, verify_standard_webhook
 from relay.sources import (
     KIND_PLATFORMS,
     ArtifactLink,
     Delivery,
     Source,
     artifact_kind,
+    as_dict,
+    as_list,
     json_object,
+    pr_number,
+    read_platform,
     text,
 )
 from relay.sources._api import ApiSettings, SourceApi
@@ -75,11 +79,7 @@ def _pr_number(git: dict[str, Any]) -> int | None:
     """`CM_PULL_REQUEST_NUMBER` counts only when `CM_PULL_REQUEST` is true (or not sent)."""
     if "pullRequest" in git and not _flag(git.get("pullRequest")):
         return None
-    try:
-        number = int(str(git.get("pullRequestNumber")).strip().lstrip("#"))
-    except ValueError:
-        return None
-    return number if number > 0 else None
+    return pr_number(git.get("pullRequestNumber"))
 
 
 class CodemagicSource(Source):
@@ -99,13 +99,7 @@ class CodemagicSource(Source):
         )
 
     def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
-        timestamp = str(int(now))
-        signature = standard_webhook_signature(secret, delivery_id, timestamp, body)
-        return {
-            "webhook-id": delivery_id,
-            "webhook-timestamp": timestamp,
-            "webhook-signature": f"v1,{signature}",
-        }
+        return sign_standard_webhook(body, secret, now, delivery_id)
 
     def parse(self, delivery: Delivery) -> Event:
         payload = json_object(delivery.body)
@@ -122,14 +116,12 @@ class CodemagicSource(Source):
         return Event(key, build=self._build(payload, build_id))
 
     def _build(self, payload: dict[str, Any], build_id: str) -> Build:
-        git = payload.get("git") if isinstance(payload.get("git"), dict) else {}
-        links = payload.get("artifacts") if isinstance(payload.get("artifacts"), list) else []
+        git = as_dict(payload.get("git"))
+        links = as_list(payload.get("artifacts"))
         artifacts = tuple(a for a in map(read_artifact, links) if a)
         platforms = {link_platform(item) for item in links} - {None}
         only = platforms.pop() if len(platforms) == 1 else None
-        platform = (text(payload.get("platform")) or "").lower() or only
-        if platform not in (None, "ios", "android"):
-            raise BadRequest(f"platform {platform!r} is neither ios nor android")
+        platform = read_platform(payload.get("platform")) or only
         # the entry whose bundleId and versionName describe the build: its platform's app
         main = next(
             (i for i in links if link_platform(i) and platform in (None, link_platform(i))), {}

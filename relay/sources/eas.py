@@ -11,8 +11,16 @@ from typing import Any
 
 from relay.errors import BadRequest
 from relay.models import Build, Event
-from relay.signatures import hmac_hex, verify_hex_hmac
-from relay.sources import Delivery, Source, artifact_from_url, json_object, text
+from relay.signatures import sign_hex_hmac, verify_hex_hmac
+from relay.sources import (
+    Delivery,
+    Source,
+    artifact_from_url,
+    as_dict,
+    json_object,
+    read_platform,
+    text,
+)
 
 IGNORED_STATUSES = {"errored": "the build errored", "canceled": "the build was canceled"}
 
@@ -27,10 +35,11 @@ class EasSource(Source):
             message=delivery.body,
             digest=hashlib.sha1,
             prefixes=("sha1=",),
+            missing="missing expo-signature header (give the EAS webhook a secret)",
         )
 
     def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
-        return {"expo-signature": "sha1=" + hmac_hex(secret, body, hashlib.sha1)}
+        return {"expo-signature": sign_hex_hmac(secret, body, hashlib.sha1, "sha1=")}
 
     def parse(self, delivery: Delivery) -> Event:
         payload = json_object(delivery.body)
@@ -47,11 +56,9 @@ class EasSource(Source):
         return Event(key, build=self._build(payload, build_id))
 
     def _build(self, payload: dict[str, Any], build_id: str) -> Build:
-        metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
-        artifacts = payload.get("artifacts") if isinstance(payload.get("artifacts"), dict) else {}
-        platform = text(payload.get("platform"))
-        if platform not in (None, "ios", "android"):
-            raise BadRequest(f"EAS platform {platform!r} is neither ios nor android")
+        metadata = as_dict(payload.get("metadata"))
+        artifacts = as_dict(payload.get("artifacts"))
+        platform = read_platform(payload.get("platform"), "EAS platform")
         artifact_url = text(artifacts.get("buildUrl"))
         return Build(
             source=self.name,

@@ -100,3 +100,57 @@ def test_standard_webhook_refusals(change, now_offset):
             secret=GENERIC_SECRET,
             now=GENERIC_TIMESTAMP + now_offset,
         )
+
+
+def test_sign_hex_hmac_is_the_inverse_of_verify_hex_hmac():
+    from relay.signatures import sign_hex_hmac
+
+    header = sign_hex_hmac("s3cret-value", b"body", hashlib.sha256, "sha256=")
+    assert header.startswith("sha256=")
+    verify_hex_hmac(
+        header, secret="s3cret-value", message=b"body", digest=hashlib.sha256, prefixes=("sha256=",)
+    )
+    with pytest.raises(Unauthorized, match="missing X-Sig header: set a secret"):
+        verify_hex_hmac(
+            None,
+            secret="s",
+            message=b"",
+            digest=hashlib.sha256,
+            missing="missing X-Sig header: set a secret",
+        )
+
+
+def test_sign_standard_webhook_is_the_inverse_of_verify():
+    from relay.signatures import sign_standard_webhook
+
+    headers = sign_standard_webhook(b"{}", GENERIC_SECRET, 1_700_000_000, "msg_1")
+    assert verify_standard_webhook(headers, b"{}", secret=GENERIC_SECRET, now=1_700_000_100) == (
+        "msg_1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "message"),
+    [
+        ("1699999000", "X-Time is outside the 5 minute tolerance"),
+        ("soon", "X-Time is not a Unix time"),
+        ("9" * 5000, "X-Time is not a Unix time"),
+    ],
+)
+def test_check_timestamp_refuses_old_and_malformed_times(sent_at, message):
+    from relay.signatures import check_timestamp
+
+    check_timestamp("1700000300", 1_700_000_000, header="X-Time")
+    with pytest.raises(Unauthorized, match=message):
+        check_timestamp(sent_at, 1_700_000_000, header="X-Time")
+
+
+def test_verify_token_takes_bearer_or_bare_in_constant_time():
+    from relay.signatures import verify_token
+
+    for value in ("Bearer tok-123456", "tok-123456", " bearer  tok-123456 "):
+        verify_token(value, secret="tok-123456", header="Authorization")
+    with pytest.raises(Unauthorized, match="missing Authorization header"):
+        verify_token(None, secret="tok-123456", header="Authorization")
+    with pytest.raises(Unauthorized, match="signature verification failed"):
+        verify_token("Bearer other", secret="tok-123456", header="Authorization")

@@ -1,5 +1,6 @@
 """EAS and generic payloads → normalized builds (pure: no network, no server)."""
 
+import contextlib
 import json
 
 import pytest
@@ -174,3 +175,74 @@ def test_sign_is_the_inverse_of_verify():
         GENERIC_HEADERS["webhook-id"],
     )
     assert headers == GENERIC_HEADERS
+
+
+# --- odd shapes: a signed payload whose values have unexpected types ------------------------
+
+ODD_SHAPE_SAMPLES = [  # (source type, sample, headers the sender adds)
+    ("eas", "eas-build-finished-ios.json", {}),
+    ("eas", "eas-build-finished-android.json", {}),
+    ("generic", "standard-webhooks-build-finished.json", GENERIC_HEADERS),
+    ("codemagic", "codemagic-build-finished.json", {"webhook-id": "b1"}),
+    ("bitrise", "bitrise-build-finished.json", {"bitrise-event-type": "build/finished"}),
+    ("app-store-connect", "appstoreconnect-build-upload.json", {}),
+    ("github", "github-release-published.json", {"x-github-event": "release"}),
+    ("github", "github-workflow-run-completed.json", {"x-github-event": "workflow_run"}),
+    ("github", "github-repository-dispatch.json", {"x-github-event": "repository_dispatch"}),
+]
+ODD_VALUES = [7, "x", [1, "a", None], {"a": 1}, None, True]
+
+
+def paths(value: object, at: tuple = ()) -> list[tuple]:
+    """Every key/index path in a JSON value, containers included."""
+    found = [at] if at else []
+    if isinstance(value, dict):
+        children = list(value.items())
+    else:
+        children = list(enumerate(value)) if isinstance(value, list) else []
+    for key, child in children:
+        found += paths(child, (*at, key))
+    return found
+
+
+def replaced(data: object, path: tuple, new: object) -> object:
+    copy = json.loads(json.dumps(data))
+    parent = copy
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = new
+    return copy
+
+
+@pytest.mark.parametrize(("source_type", "sample", "headers"), ODD_SHAPE_SAMPLES)
+def test_any_value_of_an_odd_type_is_a_400_or_ignored_never_a_crash(source_type, sample, headers):
+    from relay.config import parse_config
+    from relay.errors import Rejected
+    from relay.sources import build_source
+
+    config = parse_config(f"sources:\n  s: {{type: {source_type}, secret: {{env: S}}}}\n")
+    source = build_source("s", config.sources["s"])
+    data = json.loads(payload(sample))
+    headers = {"x-github-delivery": "d1", **{k.lower(): v for k, v in headers.items()}}
+    for path in paths(data):
+        for odd in ODD_VALUES:
+            body = json.dumps(replaced(data, path, odd)).encode()
+            with contextlib.suppress(Rejected):  # a 4xx saying what is wrong is fine
+                source.parse(Delivery(headers, body, GENERIC_TIMESTAMP))
+
+
+def test_payload_shape_helpers():
+    from relay.sources import as_dict, as_list, pr_number, read_platform
+
+    assert (as_list([1]), as_list(5), as_list({"a": 1}), as_list(None)) == ([1], [], [], [])
+    assert (as_dict({"a": 1}), as_dict([1]), as_dict("x")) == ({"a": 1}, {}, {})
+    numbers = [412, "412", " #9 ", 0, -3, "0", "", None, True, "twelve", 1.5, [1], "٣"]
+    assert [pr_number(v) for v in numbers] == [412, 412, 9] + [None] * 10
+    assert [read_platform(v) for v in ("iOS", "android", None, "")] == [
+        "ios",
+        "android",
+        None,
+        None,
+    ]
+    with pytest.raises(BadRequest, match="EAS platform 'web' is neither ios nor android"):
+        read_platform("web", "EAS platform")
