@@ -36,7 +36,11 @@ class SourceApi:
         self.session = requests.Session()
 
     def url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else self.base_url + path
+        """The base URL joined with an absolute path. Never a whole URL: the API token is sent
+        with every request, so a URL a payload named could carry it to any host."""
+        if not path.startswith("/") or path.startswith("//"):
+            raise UpstreamError(f"refusing to call the {self.system} API at {path[:100]!r}")
+        return self.base_url + path
 
     def request_json(
         self,
@@ -50,14 +54,20 @@ class SourceApi:
         answer = self._send(method, path, headers=headers, json=json_body, params=params)
         return self.decipher(answer.status_code, answer.content)
 
-    def redirect_location(self, path: str, *, headers: Mapping[str, str] | None = None) -> str:
+    def redirect_location(
+        self, path: str, *, headers: Mapping[str, str] | None = None
+    ) -> str | None:
         """Where a GET of `path` redirects to, without following it: how an API hands out a
-        short-lived download link (GitHub's artifact zip answers 302 to a one-minute URL)."""
-        answer = self._send("GET", path, headers=headers, allow_redirects=False)
-        location = answer.headers.get("Location")
-        if answer.status_code in (301, 302, 303, 307, 308) and location:
-            return location
-        self.decipher(answer.status_code, answer.content)  # raises for an error status
+        short-lived download link (GitHub's artifact zip answers 302 to a one-minute URL).
+        None when the API answers 2xx, serving the content itself (its body is not read)."""
+        answer = self._send("GET", path, headers=headers, allow_redirects=False, stream=True)
+        with answer:
+            location = answer.headers.get("Location")
+            if answer.status_code in (301, 302, 303, 307, 308) and location:
+                return location
+            if 200 <= answer.status_code < 300:
+                return None
+            self.decipher(answer.status_code, answer.content)  # raises for an error status
         raise UpstreamError(f"the {self.system} API answered {answer.status_code}, not a redirect")
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:

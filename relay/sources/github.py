@@ -6,8 +6,10 @@ whether the hook sends JSON or form-encoded `payload=<json>`. The event key is
 (repository and organization) that gets the event. GitHub never redelivers on its own.
 
 - `release` (published): the assets are the build's artifacts, the version is the tag. A public
-  repository's asset goes to Revyl as its `browser_download_url`; a private one as the API asset
-  URL, with the token and `Accept: application/octet-stream` as from-url headers.
+  repository's asset goes to Revyl as its `browser_download_url`. A private one is minted right
+  before Revyl fetches it: the API asset URL with `Accept: application/octet-stream` and the
+  token answers 302 to a short-lived signed URL, which is all Revyl gets. Only if GitHub serves
+  the asset itself (200) does Revyl get the API URL with the token as from-url headers.
 - `workflow_run` (completed, success): commit, branch, pull request and run. Its artifacts are
   listed only with `workflow_artifacts: true`; each is minted into GitHub's one-minute download
   URL right before Revyl fetches it, so that token never leaves the relay.
@@ -25,18 +27,21 @@ from urllib.parse import parse_qs, quote
 from pydantic import ValidationInfo, field_validator
 
 from relay.config import SourceSettings
-from relay.errors import BadRequest, Unauthorized, UnprocessableBuild
+from relay.errors import BadRequest, UnprocessableBuild, UpstreamError
 from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
-from relay.signatures import hmac_hex, verify_hex_hmac
+from relay.signatures import sign_hex_hmac, verify_hex_hmac
 from relay.sources import (
     ArtifactLink,
     Delivery,
     Source,
     artifact_kind,
+    as_dict,
+    as_list,
     json_object,
     platform_from_words,
     platform_of_artifacts,
+    pr_number,
     text,
 )
 from relay.sources._api import ApiSettings, SourceApi
@@ -115,14 +120,13 @@ def _login(payload: dict[str, Any], key: str = "sender") -> str | None:
 
 
 def _repository(payload: dict[str, Any]) -> dict[str, Any]:
-    repository = payload.get("repository")
-    return repository if isinstance(repository, dict) else {}
+    return as_dict(payload.get("repository"))
 
 
 def _pr_number(run: dict[str, Any]) -> int | None:
-    for pr in run.get("pull_requests") or []:
-        number = pr.get("number") if isinstance(pr, dict) else None
-        if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+    for pr in as_list(run.get("pull_requests")):
+        number = pr_number(as_dict(pr).get("number"))
+        if number is not None:
             return number
     return None  # not a pull request, or one from a fork (GitHub lists none)
 
@@ -160,25 +164,21 @@ class GitHubSource(Source):
     # pure steps
 
     def verify(self, delivery: Delivery, secret: str) -> None:
-        header = delivery.header("x-hub-signature-256")
-        if not header:
-            raise Unauthorized(
-                "missing X-Hub-Signature-256: give the GitHub hook a Secret (the relay's "
-                "signing secret for this source)"
-            )
         verify_hex_hmac(
-            header,
+            delivery.header("x-hub-signature-256"),
             secret=secret,
             message=delivery.body,
             digest=hashlib.sha256,
             prefixes=("sha256=",),
+            missing="missing X-Hub-Signature-256: give the GitHub hook a Secret (the relay's "
+            "signing secret for this source)",
         )
 
     def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
         return {
             "X-GitHub-Event": guess_event(body),
             "X-GitHub-Delivery": delivery_id,
-            "X-Hub-Signature-256": "sha256=" + hmac_hex(secret, body, hashlib.sha256),
+            "X-Hub-Signature-256": sign_hex_hmac(secret, body, hashlib.sha256, "sha256="),
         }
 
     def parse(self, delivery: Delivery) -> Event:
@@ -239,7 +239,7 @@ class GitHubSource(Source):
         if not tag or not full_name:
             raise BadRequest("release payload needs `release.tag_name` and the repository")
         private = repository.get("private") is not False  # unknown: treat as private
-        assets = [a for a in release.get("assets") or [] if isinstance(a, dict)]
+        assets = [a for a in as_list(release.get("assets")) if isinstance(a, dict)]
         artifacts = tuple(a for a in (release_asset(x, private) for x in assets) if a)
         target = text(release.get("target_commitish"))
         is_sha = bool(target and SHA.fullmatch(target))
@@ -307,7 +307,7 @@ class GitHubSource(Source):
             )
             items = listed.get("artifacts") if isinstance(listed, dict) else None
             artifacts = tuple(
-                a for a in (run_artifact(i) for i in items or [] if isinstance(i, dict)) if a
+                a for a in (run_artifact(i) for i in as_list(items) if isinstance(i, dict)) if a
             )
             platform = build.platform or platform_of_artifacts(artifacts)
             update = {"artifacts": artifacts, "platform": platform}
@@ -327,12 +327,24 @@ class GitHubSource(Source):
             )
         repo = quote(build.repository or "", safe="/")
         if ref.startswith(RELEASE_ASSET):
-            url = f"{self.api.base_url}/repos/{repo}/releases/assets/{ref[len(RELEASE_ASSET) :]}"
-            token = secrets.read(self.settings.api.token)
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/octet-stream"}
-            return ArtifactLink(url, headers)
+            return self._release_asset_link(repo, ref[len(RELEASE_ASSET) :], secrets)
         path = f"/repos/{repo}/actions/artifacts/{ref[len(RUN_ARTIFACT) :]}/zip"
-        return ArtifactLink(self.api.redirect_location(path, headers=self._headers(secrets)))
+        location = self.api.redirect_location(path, headers=self._headers(secrets))
+        if location is None:
+            raise UpstreamError("the GitHub API answered 200, not a redirect to the artifact")
+        return ArtifactLink(location)
+
+    def _release_asset_link(self, repo: str, asset_id: str, secrets: SecretReader) -> ArtifactLink:
+        """GitHub answers the asset's API URL (with the token and `Accept: application/octet-
+        stream`) with a 302 to a short-lived signed URL: Revyl gets only that. Should GitHub
+        stream the asset instead (200), Revyl gets the API URL with the token as headers."""
+        path = f"/repos/{repo}/releases/assets/{quote(asset_id, safe='')}"
+        headers = {**self._headers(secrets), "Accept": "application/octet-stream"}
+        location = self.api.redirect_location(path, headers=headers)
+        if location is not None:
+            return ArtifactLink(location)
+        token_only = {k: v for k, v in headers.items() if k in ("Authorization", "Accept")}
+        return ArtifactLink(self.api.url(path), token_only)
 
 
 def _with(event: Event, build: Build) -> Event:

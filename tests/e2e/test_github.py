@@ -147,7 +147,7 @@ def assert_json_answer(answer, status, decision):
     assert answer.json()["reason"]
 
 
-def test_private_release_asset_is_ingested_with_the_token_and_its_tag_commit(
+def test_private_release_asset_is_ingested_by_a_signed_url_with_its_tag_commit(
     relay, fake_revyl, github_api
 ):
     answer = post(relay, "release")
@@ -157,13 +157,8 @@ def test_private_release_asset_is_ingested_with_the_token_and_its_tag_commit(
     assert body["build"]["version"] == "v2.4.0-rc.1"
     assert body["build"]["commit"] == TAG_SHA  # the tag, resolved through the GitHub API
     (ingest,) = fake_revyl.calls_to(FROM_URL)
-    assert (
-        ingest.json["from_url"] == f"{github_api.url}/repos/acme/shopper/releases/assets/212345678"
-    )
-    assert ingest.json["headers"] == {
-        "Authorization": f"Bearer {GITHUB_TOKEN}",
-        "Accept": "application/octet-stream",
-    }
+    assert ingest.json["from_url"] == github_api.asset_url(212345678)
+    assert "headers" not in ingest.json  # the GitHub token never goes to Revyl
     assert ingest.json["version"] == "v2.4.0-rc.1"
     assert ingest.json["metadata"]["commit_sha"] == TAG_SHA
     (execute,) = fake_revyl.calls_to(EXECUTE_TEST)
@@ -172,9 +167,28 @@ def test_private_release_asset_is_ingested_with_the_token_and_its_tag_commit(
     assert execute.headers["x-ci-system"] == "github"
     assert execute.headers["x-ci-repository"] == "acme/shopper"
     assert execute.headers["authorization"] == f"Bearer {REVYL_TOKEN}"
-    assert [c.path for c in github_api.calls] == ["/repos/acme/shopper/commits/v2.4.0-rc.1"]
+    assert [c.path for c in github_api.calls] == [
+        "/repos/acme/shopper/commits/v2.4.0-rc.1",
+        "/repos/acme/shopper/releases/assets/212345678",
+    ]
     assert GITHUB_TOKEN not in answer.text
     assert GITHUB_TOKEN not in relay.log_text()
+
+
+def test_a_private_release_asset_github_streams_goes_with_the_token_as_headers(
+    relay, fake_revyl, github_api
+):
+    github_api.stream_release_assets = True
+    answer = post(relay, "release")
+    assert answer.json()["decision"] == "triggered", answer.text
+    (ingest,) = fake_revyl.calls_to(FROM_URL)
+    assert (
+        ingest.json["from_url"] == f"{github_api.url}/repos/acme/shopper/releases/assets/212345678"
+    )
+    assert ingest.json["headers"] == {
+        "Authorization": f"Bearer {GITHUB_TOKEN}",
+        "Accept": "application/octet-stream",
+    }
 
 
 def test_public_release_asset_goes_to_revyl_as_its_download_url(relay, fake_revyl):
@@ -333,7 +347,7 @@ def test_private_release_without_a_token_says_what_to_set(start_relay, revyl_yam
     text = text.replace(",\n                workflow_artifacts: true", "")
     relay = start_relay(text)
     answer = post(relay, "release")
-    assert_json_answer(answer, 422, "rejected")
+    assert_json_answer(answer, 422, "failed")
     assert "set sources.github.api.token" in answer.json()["reason"]
     assert github_api.calls == []  # no token: the tag is not resolved either
 

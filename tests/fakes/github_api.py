@@ -4,6 +4,9 @@
 - GET /repos/{owner}/{repo}/actions/runs/{id}/artifacts -> {"total_count", "artifacts": [...]}
 - GET /repos/{owner}/{repo}/actions/artifacts/{id}/zip  -> 302 to a one-minute download URL,
   410 once the artifact has expired
+- GET /repos/{owner}/{repo}/releases/assets/{id}        -> with `Accept: application/octet-stream`
+  302 to a short-lived signed URL (or, with `stream_release_assets`, 200 and the bytes, as
+  GitHub may do); without it the asset's JSON
 
 Every call needs `Authorization: Bearer <token>` (401 `{"message": "Bad credentials"}`
 otherwise), as GitHub does for artifact downloads and private repositories. Anything else is
@@ -23,6 +26,7 @@ from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
 
 DOCS = "https://docs.github.com/rest"
 DOWNLOAD_HOST = "https://productionresultssa1.blob.core.windows.net"
+ASSET_HOST = "https://release-assets.githubusercontent.com"
 
 
 class FakeGitHubApi(FakeHTTPServer):
@@ -34,6 +38,7 @@ class FakeGitHubApi(FakeHTTPServer):
         self.commits: dict[tuple[str, str], str] = {}
         self.run_artifacts: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.faults: dict[str, Reply] = {}
+        self.stream_release_assets = False
         self._ids = itertools.count(1_400_000_001)
 
     # seeding and faults
@@ -43,6 +48,7 @@ class FakeGitHubApi(FakeHTTPServer):
         self.commits.clear()
         self.run_artifacts.clear()
         self.faults.clear()
+        self.stream_release_assets = False
 
     def add_commit(self, repo: str, ref: str, sha: str) -> None:
         self.commits[(repo, ref)] = sha
@@ -76,6 +82,10 @@ class FakeGitHubApi(FakeHTTPServer):
     def download_url(artifact_id: int | str) -> str:
         return f"{DOWNLOAD_HOST}/actions-results/{artifact_id}/artifact.zip?sig=one-minute"
 
+    @staticmethod
+    def asset_url(asset_id: int | str) -> str:
+        return f"{ASSET_HOST}/github-production-release-asset/{asset_id}?X-Amz-Expires=300&sig=s"
+
     # requests
 
     def handle(self, call: RecordedCall) -> Reply:
@@ -96,7 +106,17 @@ class FakeGitHubApi(FakeHTTPServer):
             return json_reply(200, {"total_count": len(items), "artifacts": items})
         if found := re.fullmatch(r"/repos/([^/]+/[^/]+)/actions/artifacts/(\d+)/zip", call.path):
             return self._download(found[1], int(found[2]))
+        if found := re.fullmatch(r"/repos/([^/]+/[^/]+)/releases/assets/(\d+)", call.path):
+            return self._release_asset(call, int(found[2]))
         return json_reply(404, {"message": "Not Found", "documentation_url": DOCS})
+
+    def _release_asset(self, call: RecordedCall, asset_id: int) -> Reply:
+        if call.headers.get("accept") != "application/octet-stream":
+            return json_reply(200, {"id": asset_id, "state": "uploaded"})
+        if self.stream_release_assets:
+            return Reply(200, b"PK\x03\x04 fake apk", content_type="application/octet-stream")
+        location = self.asset_url(asset_id)
+        return Reply(status=302, headers=(("Location", location),), content_type="text/plain")
 
     def _download(self, repo: str, artifact_id: int) -> Reply:
         items = [a for (r, _), listed in self.run_artifacts.items() if r == repo for a in listed]

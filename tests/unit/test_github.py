@@ -329,7 +329,20 @@ def test_without_a_token_nothing_is_asked(api):
     assert api.calls == []
 
 
-def test_private_release_asset_goes_to_revyl_with_the_token_as_headers(api):
+def test_private_release_asset_goes_to_revyl_as_the_signed_url_github_redirects_to(api):
+    github = with_api(api)
+    build = github.parse(delivery(payload(RELEASE), "release")).build
+    link = github.artifact_link(build, build.artifacts[0], secrets())
+    assert link.url == api.asset_url(212345678)
+    assert link.headers is None  # the token stays in the relay
+    (call,) = api.calls
+    assert call.path == "/repos/acme/shopper/releases/assets/212345678"
+    assert call.headers["accept"] == "application/octet-stream"
+    assert call.headers["authorization"] == "Bearer ghp_unit"
+
+
+def test_private_release_asset_github_streams_goes_to_revyl_with_the_token_as_headers(api):
+    api.stream_release_assets = True
     github = with_api(api)
     build = github.parse(delivery(payload(RELEASE), "release")).build
     link = github.artifact_link(build, build.artifacts[0], secrets())
@@ -386,3 +399,21 @@ def test_an_expired_artifact_is_a_refusal_naming_github(api):
     item["expired"] = True
     with pytest.raises(UpstreamError, match=r"refused \(410\): Artifact has expired"):
         github.artifact_link(build, build.artifacts[0], secrets())
+
+
+@pytest.mark.parametrize(
+    "listed", [{"artifacts": 5}, {"artifacts": "x"}, [1, 2], {"artifacts": [7]}]
+)
+def test_an_odd_artifact_list_is_no_artifacts(api, listed):
+    api.fail("/artifacts", json_reply(200, listed))
+    github = with_api(api, ", workflow_artifacts: true")
+    build = github.enrich(github.parse(delivery(payload(RUN), "workflow_run")), secrets()).build
+    assert build.artifacts == ()
+
+
+def test_the_api_client_never_calls_a_whole_url(api):
+    github = with_api(api)
+    for path in ("https://elsewhere.example/x", "//elsewhere.example/x", "@elsewhere.example/"):
+        with pytest.raises(UpstreamError, match="refusing to call the GitHub API"):
+            github.api.request_json("GET", path)
+    assert api.calls == []
