@@ -26,11 +26,12 @@ from urllib.parse import quote
 from pydantic import field_validator, model_validator
 
 from relay.config import SecretRef, SourceSettings
-from relay.errors import BadRequest, RelayError, Unauthorized, UpstreamError
+from relay.errors import BadRequest, Unavailable, UpstreamError
+from relay.logs import never_show
 from relay.models import Build, Event
 from relay.secrets import SecretReader
-from relay.signatures import hmac_hex, verify_hex_hmac
-from relay.sources import Delivery, Source, json_object, text
+from relay.signatures import sign_hex_hmac, verify_hex_hmac
+from relay.sources import Delivery, Source, as_dict, as_list, json_object, text
 from relay.sources._api import ApiSettings, SourceApi
 
 SIGNATURE_HEADER = "x-apple-signature"
@@ -93,7 +94,7 @@ class AscBuild:
 
 
 def is_ping(data: dict[str, Any]) -> bool:
-    attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
+    attributes = as_dict(data.get("attributes"))
     return "ping" in str(data.get("type", "")).lower() or attributes.get("ping") is True
 
 
@@ -114,8 +115,7 @@ def attributes(document: dict[str, Any] | None) -> dict[str, Any]:
 
 def included(document: dict[str, Any] | None, kind: str) -> dict[str, Any]:
     """Attributes of the first included resource of type `kind`."""
-    items = document.get("included") if isinstance(document, dict) else None
-    for item in items if isinstance(items, list) else []:
+    for item in as_list(as_dict(document).get("included")):
         if isinstance(item, dict) and item.get("type") == kind:
             found = item.get("attributes")
             return found if isinstance(found, dict) else {}
@@ -166,6 +166,7 @@ class TokenCache:
             if cached and cached[0] == fingerprint and now < cached[2] - TOKEN_RENEW_BEFORE:
                 return cached[1]
             token = mint_token(issuer_id, key_id, private_key, now)
+            never_show(token)  # a bearer credential for 15 minutes: masked like any secret
             self._cached = (fingerprint, token, now + TOKEN_LIFETIME)
             return token
 
@@ -206,23 +207,21 @@ class AppStoreConnectSource(Source):
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)
         self.tokens = TokenCache()
-        self._api: AscApi | None = None
-        self._api_lock = threading.Lock()
+        api = self.settings.api
+        self.api = AscApi("App Store Connect", api.url, api.timeout) if api else None
 
     def verify(self, delivery: Delivery, secret: str) -> None:
-        signature = delivery.header(SIGNATURE_HEADER)
-        if not signature:
-            raise Unauthorized(f"missing {SIGNATURE_HEADER} header")
         verify_hex_hmac(
-            signature,
+            delivery.header(SIGNATURE_HEADER),
             secret=secret,
             message=delivery.body,
             digest=hashlib.sha256,
             prefixes=("hmacsha256=",),
+            missing=f"missing {SIGNATURE_HEADER} header",
         )
 
     def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
-        return {SIGNATURE_HEADER: "hmacsha256=" + hmac_hex(secret, body, hashlib.sha256)}
+        return {SIGNATURE_HEADER: sign_hex_hmac(secret, body, hashlib.sha256, "hmacsha256=")}
 
     def parse(self, delivery: Delivery) -> Event:
         data = json_object(delivery.body).get("data")
@@ -237,7 +236,7 @@ class AppStoreConnectSource(Source):
         event_type = text(data.get("type"))
         if event_type != BUILD_UPLOAD_EVENT:
             return Event(key, ignored=f"event type {event_type!r} is not {BUILD_UPLOAD_EVENT}")
-        attrs = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
+        attrs = as_dict(data.get("attributes"))
         state = text(attrs.get("newState")) or text(attrs.get("newValue"))
         if state != "COMPLETE":
             reason = IGNORED_STATES.get(
@@ -290,8 +289,9 @@ class AppStoreConnectSource(Source):
     def _get_optional(
         self, path: str, include: str, headers: dict[str, str]
     ) -> dict[str, Any] | None:
+        assert self.api is not None
         try:
-            answer = self._client().request_json(
+            answer = self.api.request_json(
                 "GET", path, headers=headers, params={"include": include}
             )
         except NotFound:
@@ -308,17 +308,10 @@ class AppStoreConnectSource(Source):
         private_key = secrets.read(api.private_key)
         try:
             token = self.tokens.token(issuer_id, key_id, private_key)
-        except Exception as exc:  # PyJWT / cryptography refusing the key
-            raise RelayError(
-                f"cannot sign an App Store Connect token: {api.private_key.describe()} is not "
-                f"a .p8 EC private key ({type(exc).__name__})"
+        except Exception as exc:  # PyJWT / cryptography refusing the key: an operator must fix it
+            raise Unavailable(
+                f"cannot sign an App Store Connect token: sources.{self.name}.api.private_key "
+                f"({api.private_key.describe()}) is not a .p8 EC private key "
+                f"({type(exc).__name__})"
             ) from None
         return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-
-    def _client(self) -> AscApi:
-        with self._api_lock:
-            if self._api is None:
-                api = self.settings.api
-                assert api is not None
-                self._api = AscApi("App Store Connect", api.url, api.timeout)
-            return self._api

@@ -231,7 +231,7 @@ def test_a_key_apple_refuses_is_a_502(relay, asc, fake_revyl):
     assert fake_revyl.calls == []
 
 
-def test_a_private_key_that_is_not_a_p8_is_a_500_that_says_so(
+def test_a_private_key_that_is_not_a_p8_is_a_503_that_names_the_setting(
     relay, asc, fake_revyl, fake_secret_manager
 ):
     fake_secret_manager.set(
@@ -239,9 +239,11 @@ def test_a_private_key_that_is_not_a_p8_is_a_500_that_says_so(
     )
     seed(asc)
     answer = post_sample(relay)
-    assert answer.status_code == 500
+    assert answer.status_code == 503  # an operator fixes the key; the redelivery then works
+    assert answer.headers["Retry-After"] == "30"
     assert answer.json()["reason"].startswith(
-        "cannot sign an App Store Connect token: secret asc-p8 is not a .p8 EC private key"
+        "cannot sign an App Store Connect token: sources.app-store-connect.api.private_key "
+        "(secret asc-p8) is not a .p8 EC private key"
     )
     assert "MIGTAgEA" not in answer.text
     assert asc.calls == []

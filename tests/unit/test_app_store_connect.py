@@ -13,7 +13,6 @@ from relay.config import parse_config
 from relay.errors import (
     BadRequest,
     ConfigError,
-    RelayError,
     Unauthorized,
     Unavailable,
     UpstreamError,
@@ -269,6 +268,13 @@ def test_the_token_is_cached_until_shortly_before_it_expires():
     assert cache.token(ISSUER_ID, KEY_ID, other_key) != renewed
 
 
+def test_a_minted_token_is_masked_in_logs_and_answers_like_a_secret():
+    from relay.logs import scrub
+
+    token = TokenCache(clock=lambda: 1_234_567.0).token(ISSUER_ID, KEY_ID, P8)
+    assert scrub(f'{{"authorization": "Bearer {token}"}}') == '{"authorization": "Bearer ***"}'
+
+
 # --- reading Apple's documents, pure ----------------------------------------------------------
 
 
@@ -439,13 +445,12 @@ def test_a_forbidden_build_is_a_502_not_a_fallback(asc):
         enrich(api_source(asc))
 
 
-def test_a_key_that_is_not_a_p8_is_a_clear_error_without_the_key(asc):
-    with pytest.raises(
-        RelayError, match=re.escape("env ASC_P8 is not a .p8 EC private key")
-    ) as failed:
+def test_a_key_that_is_not_a_p8_is_a_503_naming_the_setting_without_the_key(asc):
+    message = "sources.app-store-connect.api.private_key (env ASC_P8) is not a .p8 EC private key"
+    with pytest.raises(Unavailable, match=re.escape(message)) as failed:
         enrich(
             api_source(asc), p8="-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----"
         )
-    assert failed.value.status == 500
+    assert (failed.value.status, failed.value.retry_after) == (503, 30)
     assert "not a key" not in failed.value.message
     assert asc.calls == []
