@@ -38,7 +38,7 @@ from relay.models import Build, Event, RelayResponse
 from relay.pipeline import Answer, Relay
 from relay.revyl import sansio
 from relay.revyl.sansio import Refused, RevylError
-from relay.signatures import hmac_hex, verify_hex_hmac
+from relay.signatures import check_timestamp, hmac_hex, verify_hex_hmac
 from relay.sources import Delivery, Source
 
 log = logging.getLogger("relay")
@@ -273,12 +273,9 @@ class SlackSource(Source):
         signature = delivery.header("x-slack-signature")
         if not timestamp or not signature:
             raise Unauthorized("missing X-Slack-Signature or X-Slack-Request-Timestamp")
-        try:
-            sent_at = int(timestamp)
-        except ValueError:
-            raise Unauthorized("X-Slack-Request-Timestamp is not a Unix time") from None
-        if abs(delivery.received_at - sent_at) > TOLERANCE_SECONDS:
-            raise Unauthorized("X-Slack-Request-Timestamp is more than 5 minutes off")
+        check_timestamp(
+            timestamp, delivery.received_at, TOLERANCE_SECONDS, header="X-Slack-Request-Timestamp"
+        )
         signed = b"v0:" + timestamp.encode("utf-8", "surrogateescape") + b":" + delivery.body
         verify_hex_hmac(
             signature, secret=secret, message=signed, digest=hashlib.sha256, prefixes=("v0=",)
