@@ -314,7 +314,7 @@ def test_without_an_api_token_the_answer_says_what_to_set(relay, fake_revyl, tmp
     process, _ = run_script(tmp_path, relay.url + "/codemagic-no-token")
     assert process.returncode == 1
     answer = answer_of(process)
-    assert answer["decision"] == "rejected"
+    assert answer["decision"] == "failed"
     assert "set sources.codemagic-no-token.api.token" in answer["reason"]
     assert fake_revyl.calls == []
 
