@@ -89,11 +89,12 @@ def read_build(data: dict[str, Any], *, source: str, system: str) -> Build | str
         raise BadRequest(f"invalid build: {format_validation_error(exc)}") from None
     if body.status not in SUCCESS_STATUSES:
         return f"build status {body.status!r} is not a success"
-    read_platform(body.platform, "invalid build: platform:")
-    fields = body.model_dump(exclude={"status", "system", "test_ids"})
+    platform = read_platform(body.platform, "invalid build: platform:")
+    fields = body.model_dump(exclude={"status", "system", "test_ids", "platform"})
     return Build(
         source=source,
         system=body.system or system,
+        platform=platform,
         test_ids=tuple(body.test_ids),
         artifacts=(artifact_from_url(body.artifact_url),) if body.artifact_url else (),
         **fields,

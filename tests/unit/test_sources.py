@@ -246,3 +246,9 @@ def test_payload_shape_helpers():
     ]
     with pytest.raises(BadRequest, match="EAS platform 'web' is neither ios nor android"):
         read_platform("web", "EAS platform")
+
+
+def test_generic_empty_platform_means_not_given():
+    build = read_build({"platform": "", "version": "1"}, source="ci", system="ci")
+    assert not isinstance(build, str)
+    assert build.platform is None
