@@ -15,12 +15,18 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from relay.config import SourceSettings
 from relay.errors import BadRequest
+from relay.signatures import (
+    sign_hex_hmac,
+    sign_standard_webhook,
+    verify_hex_hmac,
+    verify_standard_webhook,
+)
 
 if TYPE_CHECKING:
     from relay.models import Artifact, Build, Event, Platform
@@ -88,6 +94,41 @@ class Source:
         if not artifact.url:
             raise BadRequest(f"artifact {artifact.name!r} has no download URL")
         return ArtifactLink(artifact.url)
+
+
+class HmacSignedSource(Source):
+    """A sender that puts `<prefix><hex HMAC of the raw body>` in one header (EAS, GitHub,
+    Bitrise, App Store Connect): the subclass names the header, digest and prefix."""
+
+    signature_header: ClassVar[str]
+    digest: ClassVar[Callable[[], Any]]
+    prefix: ClassVar[str]
+    missing_signature: ClassVar[str]  # what to tell a sender whose delivery has no signature
+
+    def verify(self, delivery: Delivery, secret: str) -> None:
+        verify_hex_hmac(
+            delivery.header(self.signature_header),
+            secret=secret,
+            message=delivery.body,
+            digest=self.digest,
+            prefixes=(self.prefix,),
+            missing=self.missing_signature,
+        )
+
+    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
+        return {self.signature_header: sign_hex_hmac(secret, body, self.digest, self.prefix)}
+
+
+class StandardWebhookSource(Source):
+    """A sender that signs the Standard Webhooks way (generic, Codemagic's publishing step)."""
+
+    def verify(self, delivery: Delivery, secret: str) -> None:
+        verify_standard_webhook(
+            dict(delivery.headers), delivery.body, secret=secret, now=delivery.received_at
+        )
+
+    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
+        return sign_standard_webhook(body, secret, now, delivery_id)
 
 
 def module_name(source_type: str) -> str:

@@ -30,8 +30,7 @@ from relay.errors import BadRequest, Unavailable, UpstreamError
 from relay.logs import never_show
 from relay.models import Build, Event
 from relay.secrets import SecretReader
-from relay.signatures import sign_hex_hmac, verify_hex_hmac
-from relay.sources import Delivery, Source, as_dict, as_list, json_object, text
+from relay.sources import Delivery, HmacSignedSource, as_dict, as_list, json_object, text
 from relay.sources._api import ApiSettings, SourceApi
 
 SIGNATURE_HEADER = "x-apple-signature"
@@ -199,7 +198,7 @@ def apple_message(body: bytes) -> str:
         return body.decode("utf-8", "replace").strip()[:200] or "no message"
 
 
-class AppStoreConnectSource(Source):
+class AppStoreConnectSource(HmacSignedSource):
     type = "app-store-connect"
     Settings = AscSettings
     settings: AscSettings
@@ -210,18 +209,10 @@ class AppStoreConnectSource(Source):
         api = self.settings.api
         self.api = AscApi("App Store Connect", api.url, api.timeout) if api else None
 
-    def verify(self, delivery: Delivery, secret: str) -> None:
-        verify_hex_hmac(
-            delivery.header(SIGNATURE_HEADER),
-            secret=secret,
-            message=delivery.body,
-            digest=hashlib.sha256,
-            prefixes=("hmacsha256=",),
-            missing=f"missing {SIGNATURE_HEADER} header",
-        )
-
-    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
-        return {SIGNATURE_HEADER: sign_hex_hmac(secret, body, hashlib.sha256, "hmacsha256=")}
+    signature_header = SIGNATURE_HEADER
+    digest = hashlib.sha256
+    prefix = "hmacsha256="
+    missing_signature = f"missing {SIGNATURE_HEADER} header"
 
     def parse(self, delivery: Delivery) -> Event:
         data = json_object(delivery.body).get("data")

@@ -25,12 +25,12 @@ from relay.config import SecretRef, SourceSettings
 from relay.errors import BadRequest, UpstreamError
 from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
-from relay.signatures import sign_hex_hmac, verify_hex_hmac, verify_token
+from relay.signatures import verify_token
 from relay.sources import (
     KIND_PLATFORMS,
     ArtifactLink,
     Delivery,
-    Source,
+    HmacSignedSource,
     artifact_kind,
     as_dict,
     json_object,
@@ -161,10 +161,16 @@ def enriched_build(
 # --- the source ---------------------------------------------------------------------
 
 
-class BitriseSource(Source):
+class BitriseSource(HmacSignedSource):
     type = "bitrise"
     Settings = BitriseSettings
     settings: BitriseSettings
+    signature_header = SIGNATURE_HEADER
+    digest = hashlib.sha256
+    prefix = "sha256="
+    missing_signature = (
+        "missing Bitrise-Hook-Signature header (set a secret on the Bitrise webhook)"
+    )
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)
@@ -176,22 +182,14 @@ class BitriseSource(Source):
             header = self.settings.header
             verify_token(delivery.header(header), secret=secret, header=header)
             return
-        verify_hex_hmac(
-            delivery.header(SIGNATURE_HEADER),
-            secret=secret,
-            message=delivery.body,
-            digest=hashlib.sha256,
-            prefixes=("sha256=",),
-            missing=f"missing {SIGNATURE_HEADER} header (set a secret on the Bitrise webhook)",
-        )
+        super().verify(delivery, secret)
 
     def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
         if self.settings.auth == "bearer":
             header = self.settings.header
             value = f"Bearer {secret}" if header.lower() == "authorization" else secret
             return {EVENT_HEADER: FINISHED, header: value}
-        signature = sign_hex_hmac(secret, body, hashlib.sha256, "sha256=")
-        return {EVENT_HEADER: FINISHED, SIGNATURE_HEADER: signature}
+        return {EVENT_HEADER: FINISHED, **super().sign(body, secret, now, delivery_id)}
 
     def parse(self, delivery: Delivery) -> Event:
         payload = json_object(delivery.body)

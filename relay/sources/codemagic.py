@@ -22,12 +22,11 @@ from relay.config import SourceSettings
 from relay.errors import BadRequest, UnprocessableBuild, UpstreamError
 from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
-from relay.signatures import sign_standard_webhook, verify_standard_webhook
 from relay.sources import (
     KIND_PLATFORMS,
     ArtifactLink,
     Delivery,
-    Source,
+    StandardWebhookSource,
     artifact_kind,
     as_dict,
     as_list,
@@ -82,7 +81,7 @@ def _pr_number(git: dict[str, Any]) -> int | None:
     return pr_number(git.get("pullRequestNumber"))
 
 
-class CodemagicSource(Source):
+class CodemagicSource(StandardWebhookSource):
     type = "codemagic"
     Settings = CodemagicSettings
     settings: CodemagicSettings
@@ -92,14 +91,6 @@ class CodemagicSource(Source):
         self.api = SourceApi("Codemagic", self.settings.api.url, self.settings.api.timeout)
 
     # pure steps
-
-    def verify(self, delivery: Delivery, secret: str) -> None:
-        verify_standard_webhook(
-            dict(delivery.headers), delivery.body, secret=secret, now=delivery.received_at
-        )
-
-    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
-        return sign_standard_webhook(body, secret, now, delivery_id)
 
     def parse(self, delivery: Delivery) -> Event:
         payload = json_object(delivery.body)

@@ -11,10 +11,9 @@ from typing import Any
 
 from relay.errors import BadRequest
 from relay.models import Build, Event
-from relay.signatures import sign_hex_hmac, verify_hex_hmac
 from relay.sources import (
     Delivery,
-    Source,
+    HmacSignedSource,
     artifact_from_url,
     as_dict,
     json_object,
@@ -25,21 +24,13 @@ from relay.sources import (
 IGNORED_STATUSES = {"errored": "the build errored", "canceled": "the build was canceled"}
 
 
-class EasSource(Source):
+class EasSource(HmacSignedSource):
     type = "eas"
 
-    def verify(self, delivery: Delivery, secret: str) -> None:
-        verify_hex_hmac(
-            delivery.header("expo-signature"),
-            secret=secret,
-            message=delivery.body,
-            digest=hashlib.sha1,
-            prefixes=("sha1=",),
-            missing="missing expo-signature header (give the EAS webhook a secret)",
-        )
-
-    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
-        return {"expo-signature": sign_hex_hmac(secret, body, hashlib.sha1, "sha1=")}
+    signature_header = "expo-signature"
+    digest = hashlib.sha1
+    prefix = "sha1="
+    missing_signature = "missing expo-signature header (give the EAS webhook a secret)"
 
     def parse(self, delivery: Delivery) -> Event:
         payload = json_object(delivery.body)

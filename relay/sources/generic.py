@@ -15,10 +15,9 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from relay.config import UUIDStr, format_validation_error
 from relay.errors import BadRequest
 from relay.models import Build, Event
-from relay.signatures import sign_standard_webhook, verify_standard_webhook
 from relay.sources import (
     Delivery,
-    Source,
+    StandardWebhookSource,
     artifact_from_url,
     json_object,
     pr_number,
@@ -101,16 +100,8 @@ def read_build(data: dict[str, Any], *, source: str, system: str) -> Build | str
     )
 
 
-class GenericSource(Source):
+class GenericSource(StandardWebhookSource):
     type = "generic"
-
-    def verify(self, delivery: Delivery, secret: str) -> None:
-        verify_standard_webhook(
-            dict(delivery.headers), delivery.body, secret=secret, now=delivery.received_at
-        )
-
-    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
-        return sign_standard_webhook(body, secret, now, delivery_id)
 
     def parse(self, delivery: Delivery) -> Event:
         payload = json_object(delivery.body)

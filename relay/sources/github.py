@@ -30,11 +30,10 @@ from relay.config import SourceSettings
 from relay.errors import BadRequest, UnprocessableBuild, UpstreamError
 from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
-from relay.signatures import sign_hex_hmac, verify_hex_hmac
 from relay.sources import (
     ArtifactLink,
     Delivery,
-    Source,
+    HmacSignedSource,
     artifact_kind,
     as_dict,
     as_list,
@@ -152,7 +151,7 @@ def run_artifact(item: dict[str, Any]) -> Artifact | None:
     return Artifact(name=name, kind=artifact_kind(name) or "zip", ref=RUN_ARTIFACT + artifact_id)
 
 
-class GitHubSource(Source):
+class GitHubSource(HmacSignedSource):
     type = "github"
     Settings = GitHubSettings
     settings: GitHubSettings
@@ -163,22 +162,19 @@ class GitHubSource(Source):
 
     # pure steps
 
-    def verify(self, delivery: Delivery, secret: str) -> None:
-        verify_hex_hmac(
-            delivery.header("x-hub-signature-256"),
-            secret=secret,
-            message=delivery.body,
-            digest=hashlib.sha256,
-            prefixes=("sha256=",),
-            missing="missing X-Hub-Signature-256: give the GitHub hook a Secret (the relay's "
-            "signing secret for this source)",
-        )
+    signature_header = "X-Hub-Signature-256"
+    digest = hashlib.sha256
+    prefix = "sha256="
+    missing_signature = (
+        "missing X-Hub-Signature-256: give the GitHub hook a Secret (the relay's "
+        "signing secret for this source)"
+    )
 
     def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
         return {
             "X-GitHub-Event": guess_event(body),
             "X-GitHub-Delivery": delivery_id,
-            "X-Hub-Signature-256": sign_hex_hmac(secret, body, hashlib.sha256, "sha256="),
+            **super().sign(body, secret, now, delivery_id),
         }
 
     def parse(self, delivery: Delivery) -> Event:
