@@ -264,7 +264,7 @@ def format_validation_error(exc: ValidationError) -> str:
 
 def parse_config(text: str, origin: str = "config") -> RelayConfig:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loaders only
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
     if not isinstance(data, Mapping):
