@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,37 @@ def fake_secret_manager(_secret_server: FakeSecretManager) -> FakeSecretManager:
     return _secret_server
 
 
-@pytest.fixture
-def revyl_yaml(fake_revyl: FakeRevyl) -> str:
+def revyl_block(api_url: str) -> str:
+    """The `revyl:` config block: the fake Revyl, its token in (fake) Secret Manager."""
     return (
-        f"revyl: {{api_url: {fake_revyl.url}, app_url: https://app.revyl.ai,"
+        f"revyl: {{api_url: {api_url}, app_url: https://app.revyl.ai,"
         " token: {secret: revyl-api-key}, request_timeout: 2, retry_deadline: 3}\n"
     )
+
+
+def relay_env(config: Path, secret_manager_url: str) -> dict[str, str]:
+    return {
+        "RELAY_CONFIG": str(config),
+        "RELAY_SECRET_MANAGER_ENDPOINT": secret_manager_url,
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+    }
+
+
+@contextmanager
+def relay_process(
+    folder: Path, config_yaml: str, secret_manager_url: str
+) -> Iterator[FunctionProcess]:
+    """The relay serving `config_yaml` (for module-scoped fixtures that share one process)."""
+    config = folder / "relay.yaml"
+    config.write_text(config_yaml)
+    env = relay_env(config, secret_manager_url)
+    with FunctionProcess(env, log_path=folder / "relay.log") as process:
+        yield process
+
+
+@pytest.fixture
+def revyl_yaml(fake_revyl: FakeRevyl) -> str:
+    return revyl_block(fake_revyl.url)
 
 
 StartRelay = Callable[..., FunctionProcess]
@@ -78,12 +104,7 @@ def start_relay(tmp_path: Path, fake_secret_manager: FakeSecretManager) -> Itera
         config = tmp_path / f"relay-{len(started)}.yaml"
         config.write_text(config_yaml)
         process = FunctionProcess(
-            {
-                "RELAY_CONFIG": str(config),
-                "RELAY_SECRET_MANAGER_ENDPOINT": fake_secret_manager.url,
-                "GOOGLE_CLOUD_PROJECT": PROJECT,
-                **(env or {}),
-            },
+            {**relay_env(config, fake_secret_manager.url), **(env or {})},
             log_path=tmp_path / f"relay-{len(started)}.log",
         )
         started.append(process)

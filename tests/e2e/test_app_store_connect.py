@@ -8,13 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from relay.signatures import hmac_hex
 from tests.conftest import PROJECT
 from tests.fakes._http import Reply, json_reply
-from tests.fakes.asc_api import ISSUER_ID, KEY_ID, FakeAppStoreConnect
+from tests.fakes.asc_api import ISSUER_ID, KEY_ID, FakeAppStoreConnect, new_key
 from tests.payloads import payload
 
 SECRET = "test-asc-secret"
@@ -27,21 +25,6 @@ TEST = "0f8f6c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6"
 WORKFLOW = "7c6b5a49-3827-4165-9f8e-7d6c5b4a3928"
 EXECUTE_TEST = "/execute_test_id_async"
 EXECUTE_WORKFLOW = "/execute_workflow_id_async"
-
-
-def new_key() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 P8, PUBLIC = new_key()

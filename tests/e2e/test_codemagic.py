@@ -16,10 +16,10 @@ import requests
 import yaml
 
 from relay.signatures import standard_webhook_signature, verify_standard_webhook
-from tests.conftest import PROJECT, REVYL_TOKEN
+from tests.conftest import PROJECT, REVYL_TOKEN, relay_process, revyl_block
 from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
 from tests.fakes.codemagic_api import FakeCodemagicApi
-from tests.support.function_process import FunctionProcess, FunctionProcessError
+from tests.support.function_process import FunctionProcessError
 
 REPO = Path(__file__).resolve().parents[2]
 SNIPPET = REPO / "examples" / "codemagic.yaml"
@@ -92,18 +92,8 @@ def codemagic_api(_codemagic_server, fake_secret_manager):
 @pytest.fixture(scope="module")
 def _shared_relay(tmp_path_factory, _revyl_server, _secret_server, _codemagic_server):
     """One relay for the tests that share the config (each posts its own build id)."""
-    folder = tmp_path_factory.mktemp("codemagic")
-    revyl = (
-        f"revyl: {{api_url: {_revyl_server.url}, token: {{secret: revyl-api-key}},"
-        " request_timeout: 2, retry_deadline: 3}\n"
-    )
-    (folder / "relay.yaml").write_text(config(_codemagic_server.url, revyl))
-    env = {
-        "RELAY_CONFIG": str(folder / "relay.yaml"),
-        "RELAY_SECRET_MANAGER_ENDPOINT": _secret_server.url,
-        "GOOGLE_CLOUD_PROJECT": PROJECT,
-    }
-    with FunctionProcess(env, log_path=folder / "relay.log") as process:
+    text = config(_codemagic_server.url, revyl_block(_revyl_server.url))
+    with relay_process(tmp_path_factory.mktemp("codemagic"), text, _secret_server.url) as process:
         yield process
 
 

@@ -11,11 +11,11 @@ import pytest
 import requests
 
 from relay.signatures import hmac_hex
-from tests.conftest import PROJECT, REVYL_TOKEN
+from tests.conftest import PROJECT, REVYL_TOKEN, relay_process, revyl_block
 from tests.fakes._http import Reply, json_reply
 from tests.fakes.github_api import FakeGitHubApi
 from tests.payloads import payload
-from tests.support.function_process import FunctionProcess, FunctionProcessError
+from tests.support.function_process import FunctionProcessError
 
 SECRET = "test-github-secret"
 GITHUB_TOKEN = "ghp_e2e_7Hq2xYk0"
@@ -94,18 +94,8 @@ def github_api(_github_server, fake_secret_manager):
 @pytest.fixture(scope="module")
 def _shared_relay(tmp_path_factory, _revyl_server, _secret_server, _github_server):
     """One relay for the tests that share the config (their deliveries have unique GUIDs)."""
-    folder = tmp_path_factory.mktemp("github")
-    revyl = (
-        f"revyl: {{api_url: {_revyl_server.url}, token: {{secret: revyl-api-key}},"
-        " request_timeout: 2, retry_deadline: 3}\n"
-    )
-    (folder / "relay.yaml").write_text(config(_github_server.url, revyl))
-    env = {
-        "RELAY_CONFIG": str(folder / "relay.yaml"),
-        "RELAY_SECRET_MANAGER_ENDPOINT": _secret_server.url,
-        "GOOGLE_CLOUD_PROJECT": PROJECT,
-    }
-    with FunctionProcess(env, log_path=folder / "relay.log") as process:
+    text = config(_github_server.url, revyl_block(_revyl_server.url))
+    with relay_process(tmp_path_factory.mktemp("github"), text, _secret_server.url) as process:
         yield process
 
 

@@ -23,6 +23,8 @@ import time
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
 
@@ -30,6 +32,22 @@ ISSUER_ID = "57246542-96fe-1a63-e053-0824d011072a"
 KEY_ID = "2X9R4HXF34"
 AUDIENCE = "appstoreconnect-v1"
 _RESOURCE = re.compile(r"/v1/(?P<kind>buildUploads|builds)/(?P<id>[^/]+)")
+
+
+def new_key() -> tuple[str, str]:
+    """A throwaway EC P-256 key: (.p8 private key PEM, public key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
 
 
 def apple_error(status: int, code: str, title: str, detail: str) -> Reply:

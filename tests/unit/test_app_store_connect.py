@@ -6,8 +6,6 @@ from collections.abc import Iterator
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from relay.config import parse_config
 from relay.errors import (
@@ -30,7 +28,7 @@ from relay.sources.app_store_connect import (
     read_asc_build,
 )
 from tests.fakes._http import Reply, json_reply
-from tests.fakes.asc_api import ISSUER_ID, KEY_ID, FakeAppStoreConnect
+from tests.fakes.asc_api import ISSUER_ID, KEY_ID, FakeAppStoreConnect, new_key
 from tests.payloads import payload
 
 SECRET = "test-asc-secret"
@@ -38,22 +36,6 @@ SAMPLE = "appstoreconnect-build-upload.json"
 SAMPLE_SIGNATURE = "hmacsha256=844f38422f6604375bb64afae4f5d256746a88f565bb3349bf7680358c748309"
 EVENT_ID = "1239d9f7-12b5-4456-8859-12b04e6e8445"
 UPLOAD_ID = "e59c1dca-4f3b-4d2a-9c8e-7b6a5f4e3d21"
-
-
-def new_key() -> tuple[str, str]:
-    """A throwaway EC P-256 key: (.p8 private key PEM, public key PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 P8, PUBLIC = new_key()
