@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -175,73 +175,65 @@ class Relay:
         event_key: str,
         stop_at: float,
     ) -> list[Execution]:
-        retry_deadline = self.config.revyl.retry_deadline
         already = {key for key, e in previous.items() if self.settled(e)}
-        pending = [p for p in plans if any(t.key not in already for t in p.targets)]
-        resolved = self.resolve_builds(
-            source, build, pending, token, time.monotonic() + retry_deadline
-        )
-        deadline = time.monotonic() + retry_deadline  # a budget of its own after a slow ingest
+        builds = OnceEach(lambda job: self.resolve_build(source, build, job, token))
 
         def start(item: tuple[RoutePlan, Target]) -> Execution:
             plan, target = item
             if target.key in already:
                 return previous[target.key]
+            found = self.known_build(plan, build)
+            resolved = builds.get(found) if isinstance(found, Resolution) else found
             if time.monotonic() >= stop_at:
                 return not_started(target, "not started: this delivery outlived its claim's lease")
-            execution = self.start_target(
-                plan, target, build, resolved[plan.route.name], token, deadline
-            )
+            # retries of the start get a budget of their own, after however long the ingest took
+            deadline = time.monotonic() + self.config.revyl.retry_deadline
+            execution = self.start_target(plan, target, build, resolved, token, deadline)
             self._record(event_key, execution)
             return execution
 
+        # Targets whose build is known go first, so they never wait behind another route's
+        # ingest; the first target of a route that needs one finds its build for all of them.
         work = [(plan, target) for plan in plans for target in plan.targets]
-        return concurrently(start, work, self.config.revyl.concurrency)
+        waits = [isinstance(self.known_build(plan, build), Resolution) for plan, _ in work]
+        order = sorted(range(len(work)), key=waits.__getitem__)
+        started = concurrently(start, [work[i] for i in order], self.config.revyl.concurrency)
+        executions: list[Execution] = [None] * len(work)  # type: ignore[list-item]
+        for index, execution in zip(order, started, strict=True):
+            executions[index] = execution
+        return executions  # in plan order, as the answer lists them
 
-    def resolve_builds(
-        self, source: Source, build: Build, plans: list[RoutePlan], token: str, deadline: float
-    ) -> dict[str, Resolved]:
-        """Per route: the build_version_id its tests run on. Equal resolutions are done once."""
-        results: dict[str, Resolved] = {p.route.name: Resolved() for p in plans}
-        jobs: dict[Resolution, list[RoutePlan]] = {}
-        for plan in plans:
-            if plan.problem:
-                results[plan.route.name] = Resolved(error=plan.problem, answer_status=422)
-            elif build.build_version_id:
-                results[plan.route.name] = Resolved(build.build_version_id)
-            elif plan.mode != "attached":
-                app_id, label = plan.route.build.app_id or "", plan.version_label or ""
-                job = Resolution(plan.mode, app_id, label, plan.artifact)
-                jobs.setdefault(job, []).append(plan)
+    def known_build(self, plan: RoutePlan, build: Build) -> Resolved | Resolution:
+        """The build a route's targets run on when no call is needed, else what to find."""
+        if plan.problem:
+            return Resolved(error=plan.problem, answer_status=422)
+        if build.build_version_id:
+            return Resolved(build.build_version_id)
+        if plan.mode == "attached":
+            return Resolved()
+        app_id, label = plan.route.build.app_id or "", plan.version_label or ""
+        return Resolution(plan.mode, app_id, label, plan.artifact)
 
-        def resolve(job: Resolution) -> Resolved:
-            try:
-                return self.resolve_build(source, build, job, token, deadline)
-            except RevylError as exc:
-                message = f"{job.mode} failed: {exc.message}"
-                return Resolved(error=message, revyl_status=exc.status)
-            except RelayError as exc:  # the build system's API, minting the artifact's link
-                return Resolved(error=exc.message, answer_status=exc.status)
-
-        for job, outcome in zip(jobs, concurrently(resolve, list(jobs), 4), strict=True):
-            for plan in jobs[job]:
-                results[plan.route.name] = outcome
-        return results
-
-    def resolve_build(
-        self, source: Source, build: Build, job: Resolution, token: str, deadline: float
-    ) -> Resolved:
-        if job.mode == "lookup":
-            found = self.revyl.lookup(token, deadline, job.app_id, job.label)
-            if found is None:
-                return Resolved(error=f"no build labelled {job.label!r} in Revyl app {job.app_id}")
-            return Resolved(found)
-        assert job.artifact is not None
-        link = source.artifact_link(build, job.artifact, self.secrets)
-        ingested = self.revyl.ingest(
-            token, deadline, job.app_id, link.url, job.label, build, link.headers
-        )
-        return Resolved(ingested)
+    def resolve_build(self, source: Source, build: Build, job: Resolution, token: str) -> Resolved:
+        """Ingest the artifact or look the label up; a failure fails the route's targets only."""
+        deadline = time.monotonic() + self.config.revyl.retry_deadline
+        try:
+            if job.mode == "lookup":
+                found = self.revyl.lookup(token, deadline, job.app_id, job.label)
+                if found is None:
+                    message = f"no build labelled {job.label!r} in Revyl app {job.app_id}"
+                    return Resolved(error=message)
+                return Resolved(found)
+            assert job.artifact is not None
+            link = source.artifact_link(build, job.artifact, self.secrets)
+            ingested = self.revyl.ingest(
+                token, deadline, job.app_id, link.url, job.label, build, link.headers
+            )
+            return Resolved(ingested)
+        except RevylError as exc:
+            return Resolved(error=f"{job.mode} failed: {exc.message}", revyl_status=exc.status)
+        except RelayError as exc:  # the build system's API, minting the artifact's link
+            return Resolved(error=exc.message, answer_status=exc.status)
 
     def start_target(
         self,
@@ -356,6 +348,29 @@ class Relay:
                 extra={"event": key, "reason": type(exc).__name__},
             )
             return False
+
+
+class OnceEach:
+    """Runs `fn` once per distinct argument, in the first thread that asks; the others wait
+    for that result."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self._fn = fn
+        self._futures: dict[Any, Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, argument: Any) -> Any:
+        with self._lock:
+            future = self._futures.get(argument)
+            owner = future is None
+            if future is None:
+                future = self._futures[argument] = Future()
+        if owner:
+            try:
+                future.set_result(self._fn(argument))
+            except BaseException as exc:
+                future.set_exception(exc)
+        return future.result()
 
 
 def not_started(target: Target, reason: str) -> Execution:

@@ -120,12 +120,10 @@ def would_answer(
 ) -> Answer:
     """The relay's answer with a token, if every Revyl call succeeds: `pipeline.finished` over
     the executions the plans imply. A plan with a problem fails through the relay's own
-    `resolve_builds` and `start_target`, which stop at the problem before any I/O."""
-    failing = [plan for plan in plans if plan.problem]
+    `known_build` and `start_target`, which stop at the problem before any I/O."""
     with offline():  # a guarantee: neither gets as far as a request for a failing plan
-        resolved = relay.resolve_builds(source, build, failing, "", 0.0)
         executions = [
-            relay.start_target(plan, target, build, resolved[plan.route.name], "", 0.0)
+            relay.start_target(plan, target, build, relay.known_build(plan, build), "", 0.0)
             if plan.problem
             else Execution(
                 route=target.route, test_id=target.test_id, workflow_id=target.workflow_id

@@ -124,11 +124,26 @@ def test_nothing_starts_once_the_claims_lease_is_running_out(fake_revyl, fake_se
     relay = relay_for(fake_revyl, fake_secret_manager, lease=2)
     fake_revyl.fail("/builds/from-url", Delay(1.2))  # past lease − (connect + request timeout)
     answer = deliver(relay, version="1.0", build_number="7", files=["app.apk"], platform="android")
-    assert answer["decision"] == "failed"
-    assert {e["error"] for e in answer["executions"]} == {
-        "not started: this delivery outlived its claim's lease"
-    }
-    assert fake_revyl.calls_to(EXECUTE_TEST_PATH) == []
+    assert answer["decision"] == "partial"
+    assert outcomes(answer) == {"attached": "started", "ingest": "failed"}
+    assert answer["errors"][0]["message"] == "not started: this delivery outlived its claim's lease"
+    assert [c.json["test_id"] for c in fake_revyl.calls_to(EXECUTE_TEST_PATH)] == [T1]
+
+
+def test_a_route_whose_build_is_known_does_not_wait_for_another_routes_ingest(
+    fake_revyl, fake_secret_manager
+):
+    # one call at a time, so the order of the calls at Revyl is the order the relay chose
+    relay = relay_for(fake_revyl, fake_secret_manager, extra_revyl=", concurrency: 1")
+    answer = deliver(relay, version="1.0", build_number="7", files=["app.apk"], platform="android")
+    assert answer["decision"] == "triggered"
+    assert [e["route"] for e in answer["executions"]] == ["attached", "ingest"]  # plan order
+    calls = [(c.path.rsplit("/", 1)[-1], (c.json or {}).get("test_id")) for c in fake_revyl.calls]
+    assert calls == [
+        ("execute_test_id_async", T1),  # the attached route's build needed no call
+        ("from-url", None),
+        ("execute_test_id_async", T2),
+    ]
 
 
 def test_dry_run_says_why(fake_revyl, fake_secret_manager):
