@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from relay.chatops import Reply, ResponseUrl, plan_run, split_command, within
 from relay.config import parse_config
 from relay.errors import BadRequest, ConfigError, Unauthorized
 from relay.events import MemoryEventStore
@@ -27,16 +28,7 @@ from relay.slack_blocks import (
     usage,
 )
 from relay.sources import Delivery
-from relay.sources.slack import (
-    AllowList,
-    Reply,
-    ResponseUrl,
-    SlackSource,
-    plan_run,
-    read_form,
-    split_command,
-    within,
-)
+from relay.sources.slack import AllowList, SlackSource, read_form
 from tests.fakes._http import RecordedCall
 from tests.fakes._http import Reply as HTTPReply
 from tests.fakes.slack_response_url import FakeSlackResponseUrl
@@ -247,7 +239,7 @@ def test_a_bare_host_prefix_cannot_admit_a_lookalike_host():
         "response_url_prefix: 'https://hooks.slack.com'}\n"
     ).sources["slack"]
     assert settings.response_url_prefix == "https://hooks.slack.com/"
-    poster = SlackSource("slack", settings).response_url
+    poster = SlackSource("slack", settings).commands.response_url
     assert poster.allowed("https://hooks.slack.com/commands/T1/2/x")
     assert not poster.allowed("https://hooks.slack.com.evil.example/commands/T1/2/x")
     assert not poster.allowed("http://hooks.slack.com/commands/T1/2/x")
