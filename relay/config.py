@@ -11,7 +11,7 @@ import string
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -82,20 +82,25 @@ class RevylSettings(Strict):
         return value.rstrip("/")
 
 
+AUTHENTICATION_HINT = (
+    "Field required: every source is authenticated, so set it to the webhook's "
+    "signing secret, `{secret: <Secret Manager name>}` or `{env: <VARIABLE>}`"
+)
+
+
 class SourceSettings(Strict):
     """What every source has; a source type may extend it (`Settings` of its module)."""
 
     type: str
     secret: SecretRef = Field(None, validate_default=True)  # type: ignore[assignment]
+    # what a config without `secret` is told (a source type may say where its secret comes from)
+    secret_hint: ClassVar[str] = AUTHENTICATION_HINT
 
     @field_validator("secret", mode="before")
     @classmethod
     def _secret_given(cls, value: Any) -> Any:
         if value is None:
-            raise ValueError(
-                "Field required: every source is authenticated, so set it to the webhook's "
-                "signing secret, `{secret: <Secret Manager name>}` or `{env: <VARIABLE>}`"
-            )
+            raise ValueError(cls.secret_hint)
         return value
 
 

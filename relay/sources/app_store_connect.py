@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
 from relay.config import SecretRef, SourceSettings
 from relay.errors import BadRequest, Unavailable, UpstreamError
@@ -70,12 +70,7 @@ class AscApiSettings(ApiSettings):
 class AscSettings(SourceSettings):
     api: AscApiSettings | None = None
 
-    @field_validator("secret", mode="before")
-    @classmethod
-    def _secret_given(cls, value: Any) -> Any:  # says where this source's secret comes from
-        if value is None:
-            raise ValueError(WHAT_TO_SET)
-        return value
+    secret_hint = WHAT_TO_SET
 
 
 # --- pure steps ---------------------------------------------------------------------

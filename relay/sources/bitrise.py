@@ -83,12 +83,7 @@ class BitriseSettings(SourceSettings):
     header: str = Field("Authorization", pattern=r"^[A-Za-z0-9-]+$")
     api: BitriseApiSettings | None = None
 
-    @field_validator("secret", mode="before")
-    @classmethod
-    def _secret_given(cls, value: Any) -> Any:  # says where this source's secret comes from
-        if value is None:
-            raise ValueError(WHAT_TO_SET)
-        return value
+    secret_hint = WHAT_TO_SET
 
 
 # --- pure steps ---------------------------------------------------------------------
