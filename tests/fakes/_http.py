@@ -297,6 +297,36 @@ class FakeHTTPServer:
         raise NotImplementedError
 
 
+class FakeApi(FakeHTTPServer):
+    """A build system's API: `fail(path_part, reply, times=None)` makes requests whose path
+    contains `path_part` get `reply` (`times` of them, or all), before the API's own checks."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._scripted: list[list[Any]] = []  # [path_part, reply, remaining or None]
+        self._scripted_lock = threading.Lock()
+
+    def fail(self, path_part: str, reply: Reply, times: int | None = None) -> None:
+        with self._scripted_lock:
+            self._scripted.append([path_part, reply, times])
+
+    def reset(self) -> None:
+        super().reset()
+        with self._scripted_lock:
+            self._scripted.clear()
+
+    def scripted(self, call: RecordedCall) -> Reply | None:
+        """The reply `fail` scripted for this call, if any."""
+        with self._scripted_lock:
+            for fault in self._scripted:
+                part, reply, remaining = fault
+                if part in call.path and remaining != 0:
+                    if remaining is not None:
+                        fault[2] = remaining - 1
+                    return reply
+        return None
+
+
 def run_until_signal(fake: FakeHTTPServer) -> None:
     """Serve until SIGTERM/SIGINT; print `READY <url>` once listening (for subprocesses)."""
     stop = threading.Event()

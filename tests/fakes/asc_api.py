@@ -26,7 +26,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
+from tests.fakes._http import FakeApi, RecordedCall, Reply, json_reply
 
 ISSUER_ID = "57246542-96fe-1a63-e053-0824d011072a"
 KEY_ID = "2X9R4HXF34"
@@ -55,7 +55,7 @@ def apple_error(status: int, code: str, title: str, detail: str) -> Reply:
     return json_reply(status, {"errors": [error]})
 
 
-class FakeAppStoreConnect(FakeHTTPServer):
+class FakeAppStoreConnect(FakeApi):
     name = "fake-asc"
 
     def __init__(
@@ -68,7 +68,6 @@ class FakeAppStoreConnect(FakeHTTPServer):
         self.tokens: list[str] = []
         self._uploads: dict[str, dict[str, Any]] = {}
         self._builds: dict[str, dict[str, Any]] = {}
-        self._faults: list[list[Any]] = []
         self._state = threading.Lock()
 
     # --- seeding and scripting ---------------------------------------------------------
@@ -106,24 +105,19 @@ class FakeAppStoreConnect(FakeHTTPServer):
             }
         return build_id
 
-    def fail(self, path_part: str, reply: Reply, times: int | None = None) -> None:
-        with self._state:
-            self._faults.append([path_part, reply, times])
-
     def reset(self) -> None:
         with self._state:
             super().reset()
             self.tokens.clear()
             self._uploads.clear()
             self._builds.clear()
-            self._faults.clear()
 
     # --- handling ----------------------------------------------------------------------
 
     def handle(self, call: RecordedCall) -> Reply:
-        fault = self._fault(call.path)
-        if fault is not None:
-            return fault
+        scripted = self.scripted(call)
+        if scripted is not None:
+            return scripted
         refused = self._authenticate(call.headers.get("authorization", ""))
         if refused is not None:
             return refused
@@ -224,16 +218,6 @@ class FakeAppStoreConnect(FakeHTTPServer):
             "attributes": {"version": build["version"], "processingState": "VALID"},
             "relationships": relationships,
         }
-
-    def _fault(self, path: str) -> Reply | None:
-        with self._state:
-            for fault in self._faults:
-                part, reply, remaining = fault
-                if part in path and remaining != 0:
-                    if remaining is not None:
-                        fault[2] = remaining - 1
-                    return reply
-        return None
 
 
 def _not_found(detail: str) -> Reply:

@@ -20,7 +20,7 @@ import re
 import threading
 from typing import Any
 
-from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
+from tests.fakes._http import FakeApi, RecordedCall, Reply, json_reply
 
 TOKEN = "bitrise-pat-test-31f9c0"
 _BUILD = re.compile(
@@ -43,7 +43,7 @@ def artifact(slug: str, title: str, artifact_type: str = "file", **app_info: str
     return item
 
 
-class FakeBitrise(FakeHTTPServer):
+class FakeBitrise(FakeApi):
     name = "fake-bitrise"
 
     def __init__(self, token: str = TOKEN, **kwargs: Any) -> None:
@@ -52,7 +52,6 @@ class FakeBitrise(FakeHTTPServer):
         self.minted: list[str] = []
         self._builds: dict[tuple[str, str], dict[str, Any]] = {}
         self._artifacts: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self._faults: list[list[Any]] = []  # [path_part, reply, remaining or None]
         self._state = threading.Lock()
 
     # --- seeding and scripting ---------------------------------------------------------
@@ -64,10 +63,6 @@ class FakeBitrise(FakeHTTPServer):
             self._builds[(app, build)] = {"slug": build, "status": 1, **details}
             self._artifacts[(app, build)] = list(artifacts)
 
-    def fail(self, path_part: str, reply: Reply, times: int | None = None) -> None:
-        with self._state:
-            self._faults.append([path_part, reply, times])
-
     def reset(self) -> None:
         with self._state:
             super().reset()
@@ -75,14 +70,13 @@ class FakeBitrise(FakeHTTPServer):
             self.minted.clear()
             self._builds.clear()
             self._artifacts.clear()
-            self._faults.clear()
 
     # --- handling ----------------------------------------------------------------------
 
     def handle(self, call: RecordedCall) -> Reply:
-        fault = self._fault(call.path)
-        if fault is not None:
-            return fault
+        scripted = self.scripted(call)
+        if scripted is not None:
+            return scripted
         if call.path.startswith("/downloads/"):
             return Reply(200, b"PK\x03\x04 fake binary", content_type="application/octet-stream")
         if call.headers.get("authorization") != self.token:
@@ -111,16 +105,6 @@ class FakeBitrise(FakeHTTPServer):
             self.minted.append(url)
         data = {**item, "expiring_download_url": url, "public_install_page_url": ""}
         return json_reply(200, {"data": data})
-
-    def _fault(self, path: str) -> Reply | None:
-        with self._state:
-            for fault in self._faults:
-                part, reply, remaining = fault
-                if part in path and remaining != 0:
-                    if remaining is not None:
-                        fault[2] = remaining - 1
-                    return reply
-        return None
 
 
 def _page(items: list[dict[str, Any]], query: dict[str, str]) -> Reply:

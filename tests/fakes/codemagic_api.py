@@ -17,32 +17,27 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
+from tests.fakes._http import FakeApi, RecordedCall, Reply, json_reply
 
 PUBLIC_URL = re.compile(r"/artifacts/([^/.][^/]*/[^/]+/[^/]+)/public-url")
 
 
-class FakeCodemagicApi(FakeHTTPServer):
+class FakeCodemagicApi(FakeApi):
     name = "fake-codemagic"
 
     def __init__(self, token: str = "cm_test", **kwargs: Any) -> None:  # noqa: S107
         super().__init__(**kwargs)
         self.token = token
-        self.faults: dict[str, Reply] = {}
         self.minted: list[dict[str, Any]] = []
 
     def reset(self) -> None:
         super().reset()
-        self.faults.clear()
         self.minted.clear()
 
-    def fail(self, path_part: str, reply: Reply) -> None:
-        self.faults[path_part] = reply
-
     def handle(self, call: RecordedCall) -> Reply:
-        for part, reply in self.faults.items():
-            if part in call.path:
-                return reply
+        scripted = self.scripted(call)
+        if scripted is not None:
+            return scripted
         if call.headers.get("x-auth-token") != self.token:
             return json_reply(401, {"error": "Authentication credentials were not provided"})
         found = PUBLIC_URL.fullmatch(call.path)

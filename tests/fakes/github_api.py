@@ -22,14 +22,14 @@ import itertools
 import re
 from typing import Any
 
-from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
+from tests.fakes._http import FakeApi, RecordedCall, Reply, json_reply
 
 DOCS = "https://docs.github.com/rest"
 DOWNLOAD_HOST = "https://productionresultssa1.blob.core.windows.net"
 ASSET_HOST = "https://release-assets.githubusercontent.com"
 
 
-class FakeGitHubApi(FakeHTTPServer):
+class FakeGitHubApi(FakeApi):
     name = "fake-github"
 
     def __init__(self, token: str = "ghp_test", **kwargs: Any) -> None:  # noqa: S107
@@ -37,7 +37,6 @@ class FakeGitHubApi(FakeHTTPServer):
         self.token = token
         self.commits: dict[tuple[str, str], str] = {}
         self.run_artifacts: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self.faults: dict[str, Reply] = {}
         self.stream_release_assets = False
         self._ids = itertools.count(1_400_000_001)
 
@@ -47,7 +46,6 @@ class FakeGitHubApi(FakeHTTPServer):
         super().reset()
         self.commits.clear()
         self.run_artifacts.clear()
-        self.faults.clear()
         self.stream_release_assets = False
 
     def add_commit(self, repo: str, ref: str, sha: str) -> None:
@@ -75,9 +73,6 @@ class FakeGitHubApi(FakeHTTPServer):
         self.run_artifacts.setdefault((repo, run_id), []).append(item)
         return item
 
-    def fail(self, path_part: str, reply: Reply) -> None:
-        self.faults[path_part] = reply
-
     @staticmethod
     def download_url(artifact_id: int | str) -> str:
         return f"{DOWNLOAD_HOST}/actions-results/{artifact_id}/artifact.zip?sig=one-minute"
@@ -89,9 +84,9 @@ class FakeGitHubApi(FakeHTTPServer):
     # requests
 
     def handle(self, call: RecordedCall) -> Reply:
-        for part, reply in self.faults.items():
-            if part in call.path:
-                return reply
+        scripted = self.scripted(call)
+        if scripted is not None:
+            return scripted
         if call.headers.get("authorization") != f"Bearer {self.token}":
             return json_reply(401, {"message": "Bad credentials", "documentation_url": DOCS})
         if call.method != "GET":
