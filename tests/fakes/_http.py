@@ -26,11 +26,10 @@ import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.support.net import LOOPBACK
+from tests.support.net import LOOPBACK, Service
 
 
 @dataclass
@@ -194,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
-class FakeHTTPServer:
+class FakeHTTPServer(Service):
     """Base class: a loopback HTTP server in a background thread that records calls."""
 
     name = "fake"
@@ -243,17 +242,6 @@ class FakeHTTPServer:
     @property
     def running(self) -> bool:
         return self._server is not None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

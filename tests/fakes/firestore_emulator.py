@@ -15,10 +15,9 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
-from tests.support.net import LOOPBACK, free_port
+from tests.support.net import LOOPBACK, Service, free_port
 
 EMULATOR_DIR = Path(__file__).resolve().parents[1] / "emulator"
 INSTALL_HINT = "run npm ci --prefix tests/emulator"
@@ -37,7 +36,7 @@ def missing_reason(emulator_dir: Path = EMULATOR_DIR, node: str = "node") -> str
     return None
 
 
-class FirestoreEmulator:
+class FirestoreEmulator(Service):
     def __init__(
         self,
         port: int | None = None,
@@ -103,17 +102,6 @@ class FirestoreEmulator:
         """Stop and start again on the same port (the data is lost)."""
         self.stop()
         return self.start()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _spawn(self) -> None:
         with self._output_lock:

@@ -20,10 +20,9 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from tests.support.net import LOOPBACK, free_port, port_accepts
+from tests.support.net import LOOPBACK, Service, free_port, port_accepts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +31,7 @@ class FunctionProcessError(RuntimeError):
     pass
 
 
-class FunctionProcess:
+class FunctionProcess(Service):
     def __init__(
         self,
         env: Mapping[str, str] | None = None,
@@ -134,17 +133,6 @@ class FunctionProcess:
                 proc.wait(timeout=5)
         self._signal_group(proc, signal.SIGKILL)  # leftover workers, if any
         return proc.returncode
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- internals -------------------------------------------------------------------
 

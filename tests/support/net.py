@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -37,3 +38,19 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+class Service:
+    """Something a test starts and stops: usable as `with Service(...) as running:`."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
