@@ -10,6 +10,7 @@ import os
 import string
 import uuid
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -116,7 +117,9 @@ class Match(Strict):
     repository: str | None = None
     version: str | None = None
 
+    @cached_property
     def given(self) -> dict[str, str]:
+        """The fields set, computed once (every webhook matches every route against them)."""
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 

@@ -57,7 +57,7 @@ class RoutePlan:
 
 
 def route_matches(route: Route, build: Build) -> bool:
-    for field, pattern in route.when.given().items():
+    for field, pattern in route.when.given.items():
         value = getattr(build, field)
         if value is None or not fnmatchcase(str(value), pattern):
             return False

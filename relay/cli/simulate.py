@@ -188,7 +188,7 @@ def not_matched(routes: list[Route], build: Build, plans: list[RoutePlan]) -> di
         if route.name in matched:
             continue
         failing = []
-        for name, pattern in route.when.given().items():
+        for name, pattern in route.when.given.items():
             alone = route.model_copy(update={"when": Match(**{name: pattern})})
             if not route_matches(alone, build):
                 value = getattr(build, name)
