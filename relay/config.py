@@ -7,12 +7,14 @@ A bad file fails fast with a message naming the key and the problem, for example
 from __future__ import annotations
 
 import os
+import re
 import string
 import uuid
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -192,12 +194,69 @@ class SecretsSettings(Strict):
     project: str | None = None  # default: GOOGLE_CLOUD_PROJECT
 
 
+QUEUE_PATH = re.compile(r"projects/[^/]+/locations/[^/]+/queues/[A-Za-z0-9-]+")
+
+
+class CloudTasksSettings(Strict):
+    """`verdicts.cloud_tasks`: the queue status checks are scheduled on, and how tasks come
+    back: POSTed to `url` with an OIDC token for `service_account` (audience: `url`)."""
+
+    queue: str
+    url: str
+    service_account: str
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_path(cls, value: str) -> str:
+        if not QUEUE_PATH.fullmatch(value):
+            raise ValueError(f"not a queue path projects/P/locations/L/queues/Q: {value!r}")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError(f"must be an https URL (http only for loopback): {value!r}")
+        if not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"must be the function's base URL: {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("service_account")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if "@" not in value or value.strip() != value:
+            raise ValueError(f"not a service account e-mail: {value!r}")
+        return value
+
+
+class VerdictSettings(Strict):
+    """`verdicts:` follow every run the relay starts to its verdict and report it."""
+
+    follow: Literal["local", "cloud-tasks"] = "local"
+    poll_seconds: float = Field(20, ge=1)
+    give_up_seconds: float = Field(5400, gt=0)
+    cloud_tasks: CloudTasksSettings | None = None
+
+    @model_validator(mode="after")
+    def _driver_settings(self) -> VerdictSettings:
+        if self.follow == "cloud-tasks" and self.cloud_tasks is None:
+            raise ValueError(
+                "follow: cloud-tasks needs `cloud_tasks: {queue, url, service_account}`"
+            )
+        if self.give_up_seconds < self.poll_seconds:
+            raise ValueError("give_up_seconds must be at least poll_seconds")
+        return self
+
+
 class RelayConfig(Strict):
     revyl: RevylSettings = RevylSettings()
     sources: dict[str, SourceSettings]
     routes: list[Route] = []
     dedup: DedupSettings = DedupSettings()
     secrets: SecretsSettings = SecretsSettings()
+    verdicts: VerdictSettings | None = None
 
     @field_validator("sources", mode="before")
     @classmethod
