@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -120,9 +121,10 @@ class Match(Strict):
     version: str | None = None
 
     @cached_property
-    def given(self) -> dict[str, str]:
-        """The fields set, computed once (every webhook matches every route against them)."""
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+    def given(self) -> Mapping[str, str]:
+        """The fields set, computed once (every webhook matches every route against them).
+        Read-only: it is shared by every caller, so a caller's edit would change routing."""
+        return MappingProxyType({k: v for k, v in self.model_dump().items() if v is not None})
 
 
 class AppRef(Strict):

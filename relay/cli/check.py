@@ -61,7 +61,7 @@ def sources_table(config: RelayConfig) -> str:
 def routes_table(config: RelayConfig) -> str:
     rows = []
     for route in config.routes:
-        when = route.when.given
+        when = dict(route.when.given)
         source = when.pop("source", "*")
         match = " ".join(f"{k}={v}" for k, v in when.items()) or "every build"
         rows.append(

@@ -151,3 +151,16 @@ def test_pick_artifact_prefers_the_platform_and_honours_the_glob():
 
 def test_render_fills_fields():
     assert render("{app}@{version}+{build_number}", build(app="com.a")) == "com.a@2.4.0+187"
+
+
+def test_printing_the_routes_does_not_change_what_they_match():
+    """`check` prints each route's `when:`; the mapping it reads is the one routing uses."""
+    from relay.cli.check import routes_table
+
+    config = parse_config(BASE)
+    ci_build = build(source="ci", system="generic")
+    before = [r.name for r in match_routes(config.routes, ci_build)]
+    routes_table(config)
+    assert [r.name for r in match_routes(config.routes, ci_build)] == before == ["any-ios"]
+    with pytest.raises(TypeError):
+        config.routes[0].when.given["source"] = "*"  # type: ignore[index]
