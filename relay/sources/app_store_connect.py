@@ -30,8 +30,9 @@ from relay.errors import BadRequest, Unavailable, UpstreamError
 from relay.logs import never_show
 from relay.models import Build, Event
 from relay.secrets import SecretReader
-from relay.sources import Delivery, HmacSignedSource, as_dict, as_list, json_object, text
 from relay.sources._api import ApiSettings, SourceApi
+from relay.sources.base import Delivery, HmacSignedSource
+from relay.sources.payload import as_dict, as_list, json_object, text
 
 SIGNATURE_HEADER = "x-apple-signature"
 BUILD_UPLOAD_EVENT = "buildUploadStateUpdated"
@@ -195,6 +196,10 @@ def apple_message(body: bytes) -> str:
 
 class AppStoreConnectSource(HmacSignedSource):
     type = "app-store-connect"
+    wiring_hint = (
+        "App Store Connect Users and Access > Integrations > Webhooks: Payload URL {url}, "
+        "its secret, event Build Upload State"
+    )
     Settings = AscSettings
     settings: AscSettings
 

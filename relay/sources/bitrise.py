@@ -26,11 +26,10 @@ from relay.errors import BadRequest, UpstreamError
 from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
 from relay.signatures import verify_token
-from relay.sources import (
+from relay.sources._api import ApiSettings, SourceApi
+from relay.sources.base import ArtifactLink, Delivery, HmacSignedSource
+from relay.sources.payload import (
     KIND_PLATFORMS,
-    ArtifactLink,
-    Delivery,
-    HmacSignedSource,
     artifact_kind,
     as_dict,
     json_object,
@@ -39,7 +38,6 @@ from relay.sources import (
     pr_number,
     text,
 )
-from relay.sources._api import ApiSettings, SourceApi
 
 SIGNATURE_HEADER = "Bitrise-Hook-Signature"
 EVENT_HEADER = "Bitrise-Event-Type"
@@ -158,6 +156,10 @@ def enriched_build(
 
 class BitriseSource(HmacSignedSource):
     type = "bitrise"
+    wiring_hint = (
+        "the app's Project settings > Integrations > Webhooks > Outgoing: URL {url}, its "
+        "secret, events Build"
+    )
     Settings = BitriseSettings
     settings: BitriseSettings
     signature_header = SIGNATURE_HEADER

@@ -22,11 +22,10 @@ from relay.config import SourceSettings
 from relay.errors import BadRequest, UnprocessableBuild, UpstreamError
 from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
-from relay.sources import (
+from relay.sources._api import ApiSettings, SourceApi
+from relay.sources.base import ArtifactLink, Delivery, StandardWebhookSource
+from relay.sources.payload import (
     KIND_PLATFORMS,
-    ArtifactLink,
-    Delivery,
-    StandardWebhookSource,
     artifact_kind,
     as_dict,
     as_list,
@@ -35,7 +34,6 @@ from relay.sources import (
     read_platform,
     text,
 )
-from relay.sources._api import ApiSettings, SourceApi
 
 BUILD_EVENT = "build.finished"
 CODEMAGIC_API_HOST = "api.codemagic.io"
@@ -83,6 +81,7 @@ def _pr_number(git: dict[str, Any]) -> int | None:
 
 class CodemagicSource(StandardWebhookSource):
     type = "codemagic"
+    wiring_hint = "the publishing script of examples/codemagic.yaml posts to {url}"
     Settings = CodemagicSettings
     settings: CodemagicSettings
 

@@ -11,21 +11,15 @@ from typing import Any
 
 from relay.errors import BadRequest
 from relay.models import Build, Event
-from relay.sources import (
-    Delivery,
-    HmacSignedSource,
-    artifact_from_url,
-    as_dict,
-    json_object,
-    read_platform,
-    text,
-)
+from relay.sources.base import Delivery, HmacSignedSource
+from relay.sources.payload import artifact_from_url, as_dict, json_object, read_platform, text
 
 IGNORED_STATUSES = {"errored": "the build errored", "canceled": "the build was canceled"}
 
 
 class EasSource(HmacSignedSource):
     type = "eas"
+    wiring_hint = "eas webhook:create --event BUILD --url {url} --secret <its secret>"
 
     signature_header = "expo-signature"
     digest = hashlib.sha1

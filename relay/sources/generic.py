@@ -15,15 +15,8 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from relay.config import UUIDStr, format_validation_error
 from relay.errors import BadRequest
 from relay.models import Build, Event
-from relay.sources import (
-    Delivery,
-    StandardWebhookSource,
-    artifact_from_url,
-    json_object,
-    pr_number,
-    read_platform,
-    text,
-)
+from relay.sources.base import Delivery, StandardWebhookSource
+from relay.sources.payload import artifact_from_url, json_object, pr_number, read_platform, text
 
 SUCCESS_STATUSES = {"success", "succeeded", "finished", "passed", "completed"}
 BUILD_EVENT_TYPES = {"build.finished", "build.completed", "build.succeeded"}
@@ -102,6 +95,7 @@ def read_build(data: dict[str, Any], *, source: str, system: str) -> Build | str
 
 class GenericSource(StandardWebhookSource):
     type = "generic"
+    wiring_hint = "your CI posts Standard Webhooks-signed JSON to {url}"
 
     def parse(self, delivery: Delivery) -> Event:
         payload = json_object(delivery.body)

@@ -30,10 +30,10 @@ from relay.config import SourceSettings
 from relay.errors import BadRequest, UnprocessableBuild, UpstreamError
 from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
-from relay.sources import (
-    ArtifactLink,
-    Delivery,
-    HmacSignedSource,
+from relay.sources._api import ApiSettings, SourceApi
+from relay.sources.base import ArtifactLink, Delivery, HmacSignedSource
+from relay.sources.generic import read_build
+from relay.sources.payload import (
     artifact_kind,
     as_dict,
     as_list,
@@ -43,8 +43,6 @@ from relay.sources import (
     pr_number,
     text,
 )
-from relay.sources._api import ApiSettings, SourceApi
-from relay.sources.generic import read_build
 
 SHA = re.compile(r"[0-9a-f]{40}")
 RELEASE_ASSET = "release-asset:"
@@ -153,6 +151,11 @@ def run_artifact(item: dict[str, Any]) -> Artifact | None:
 
 class GitHubSource(HmacSignedSource):
     type = "github"
+    wiring_hint = (
+        "repository Settings > Webhooks > Add webhook: Payload URL {url}, "
+        "application/json, its secret; events Releases, Workflow runs, Repository "
+        "dispatches"
+    )
     Settings = GitHubSettings
     settings: GitHubSettings
 

@@ -27,7 +27,7 @@ from relay.config import SourceSettings, Strict, format_validation_error
 from relay.errors import BadRequest, Unauthorized
 from relay.models import Event
 from relay.signatures import check_timestamp, hmac_hex, verify_hex_hmac
-from relay.sources import Delivery, Source
+from relay.sources.base import Delivery, Source
 
 if TYPE_CHECKING:
     from relay.pipeline import Answer, Relay
@@ -100,6 +100,7 @@ def read_form(body: bytes) -> SlashCommand:
 
 class SlackSource(Source):
     type = "slack"
+    wiring_hint = "your Slack app's Slash Commands: Request URL {url}"
     Settings: ClassVar[type[SourceSettings]] = SlackSettings
     settings: SlackSettings
 

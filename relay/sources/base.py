@@ -1,0 +1,128 @@
+"""What every source is: a delivery in, an event out, and the two signing schemes most share.
+
+A source turns one delivery (headers + raw body) into an `Event`: `verify` checks the
+sender's signature on the raw bytes, `parse` reads the payload. Both are pure. Sources whose
+payloads are thin may `enrich` the build from their system's API, and may mint an artifact's
+download link right before Revyl fetches it (`artifact_link`); those are the only I/O steps.
+A source never calls the pipeline: what happens to its events is decided where the relay is
+assembled (`relay.wiring`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from relay.config import SourceSettings
+from relay.errors import BadRequest
+from relay.signatures import (
+    sign_hex_hmac,
+    sign_standard_webhook,
+    verify_hex_hmac,
+    verify_standard_webhook,
+)
+
+if TYPE_CHECKING:
+    from relay.models import Artifact, Build, Event
+    from relay.pipeline import Answer, Relay
+    from relay.secrets import SecretReader
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook request as sent: lower-cased headers, the raw body, when it came."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: float
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class ArtifactLink:
+    """A URL Revyl can fetch, with the headers (if any) it must send."""
+
+    url: str
+    headers: Mapping[str, str] | None = None
+
+
+class Source:
+    """One configured source (`sources.<name>` in the config)."""
+
+    type: ClassVar[str]
+    Settings: ClassVar[type[SourceSettings]] = SourceSettings
+    # where the sender is told the relay's URL ({url}): deploy.sh prints it after a deploy
+    wiring_hint: ClassVar[str] = "POST its webhooks to {url}"
+
+    def __init__(self, name: str, settings: SourceSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    def verify(self, delivery: Delivery, secret: str) -> None:
+        """Raise `Unauthorized` unless the delivery is signed with `secret`."""
+        raise NotImplementedError
+
+    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
+        """The headers this source's sender would put on `body`: the inverse of `verify`.
+
+        Used by `python -m relay send` and the tests; `delivery_id` fills a delivery-id header
+        for schemes that have one."""
+        raise NotImplementedError
+
+    def parse(self, delivery: Delivery) -> Event:
+        """Read a verified delivery. Raise `BadRequest` for a malformed payload."""
+        raise NotImplementedError
+
+    def respond(self, event: Event, relay: Relay) -> Answer | None:
+        """Answer the delivery in a source's own way (chat-ops commands); None: the usual path."""
+        return None
+
+    def enrich(self, event: Event, secrets: SecretReader) -> Event:
+        """Fill what the payload lacks from the build system's API. Default: nothing to add."""
+        return event
+
+    def artifact_link(
+        self, build: Build, artifact: Artifact, secrets: SecretReader
+    ) -> ArtifactLink:
+        """The link Revyl downloads `artifact` from. Default: the URL the payload gave."""
+        if not artifact.url:
+            raise BadRequest(f"artifact {artifact.name!r} has no download URL")
+        return ArtifactLink(artifact.url)
+
+
+class HmacSignedSource(Source):
+    """A sender that puts `<prefix><hex HMAC of the raw body>` in one header (EAS, GitHub,
+    Bitrise, App Store Connect): the subclass names the header, digest and prefix."""
+
+    signature_header: ClassVar[str]
+    digest: ClassVar[Callable[[], Any]]
+    prefix: ClassVar[str]
+    missing_signature: ClassVar[str]  # what to tell a sender whose delivery has no signature
+
+    def verify(self, delivery: Delivery, secret: str) -> None:
+        verify_hex_hmac(
+            delivery.header(self.signature_header),
+            secret=secret,
+            message=delivery.body,
+            digest=self.digest,
+            prefixes=(self.prefix,),
+            missing=self.missing_signature,
+        )
+
+    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
+        return {self.signature_header: sign_hex_hmac(secret, body, self.digest, self.prefix)}
+
+
+class StandardWebhookSource(Source):
+    """A sender that signs the Standard Webhooks way (generic, Codemagic's publishing step)."""
+
+    def verify(self, delivery: Delivery, secret: str) -> None:
+        verify_standard_webhook(
+            dict(delivery.headers), delivery.body, secret=secret, now=delivery.received_at
+        )
+
+    def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
+        return sign_standard_webhook(body, secret, now, delivery_id)
