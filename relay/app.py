@@ -17,11 +17,11 @@ from typing import Any
 
 import flask
 
-from relay.config import load_config
 from relay.errors import ConfigError, MethodNotAllowed, PayloadTooLarge, RelayError
 from relay.logs import scrub, setup_logging, trace_context, trace_from_header
 from relay.models import RelayResponse
 from relay.pipeline import Answer, Relay
+from relay.plugins import load_config
 from relay.sources import Delivery
 from relay.wiring import build_relay, project_id
 

@@ -10,7 +10,8 @@ import os
 import re
 import string
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -260,11 +261,6 @@ class RelayConfig(Strict):
     secrets: SecretsSettings = SecretsSettings()
     verdicts: VerdictSettings | None = None
 
-    @field_validator("sources", mode="before")
-    @classmethod
-    def _typed_sources(cls, raw: Any) -> Any:
-        return typed_sources(raw) if isinstance(raw, Mapping) else raw
-
     @field_validator("sources")
     @classmethod
     def _names_are_paths(cls, sources: dict[str, SourceSettings]) -> dict[str, SourceSettings]:
@@ -300,20 +296,40 @@ class RelayConfig(Strict):
         return next((r for r in self.routes if r.name == name), None)
 
 
-def typed_sources(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate each source with its type's own settings model (`type` defaults to the key)."""
-    from relay.sources import settings_model
+@dataclass(frozen=True)
+class PluginModels:
+    """The settings model of each plugin type a config may name (`sources.<name>.type`).
 
+    The schema imports no plugin: whoever loads a config passes the registry in
+    (`relay.plugins`), so a plugin may import the schema's base classes freely."""
+
+    source: Callable[[str], type[SourceSettings]]
+
+
+def typed_plugins(
+    raw: Mapping[str, Any], model_for: Callable[[str], type[Strict]], kind: str
+) -> dict[str, Any]:
+    """Validate each entry (a source) with its type's own settings model (`type` defaults to
+    the key). Errors keep their path: `sources.<name>.<key>: <problem>`."""
     typed: dict[str, Any] = {}
     for name, settings in raw.items():
-        if isinstance(settings, SourceSettings):
-            typed[name] = settings
-            continue
-        if not isinstance(settings, Mapping):
-            raise ValueError(f"source {name!r} must be a mapping")
-        settings = {"type": name, **settings}
-        typed[name] = settings_model(str(settings["type"])).model_validate(settings)
+        try:
+            typed[name] = _typed(name, settings, model_for, kind)
+        except ValidationError as exc:
+            prefixed = format_validation_error(exc).replace("\n", f"\n{kind}.{name}.")
+            raise ValueError(f"{kind}.{name}.{prefixed}") from None
+        except ValueError as exc:
+            raise ValueError(f"{kind}.{name}: {exc}") from None
     return typed
+
+
+def _typed(name: str, settings: Any, model_for: Callable[[str], type[Strict]], kind: str) -> Strict:
+    if isinstance(settings, Strict):
+        return settings
+    if not isinstance(settings, Mapping):
+        raise ValueError("must be a mapping")
+    settings = {"type": name, **settings}
+    return model_for(str(settings["type"])).model_validate(settings)
 
 
 def _glob_matches(pattern: str, value: str) -> bool:
@@ -331,7 +347,7 @@ def format_validation_error(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_config(text: str, origin: str = "config") -> RelayConfig:
+def parse_config(text: str, origin: str = "config", *, models: PluginModels) -> RelayConfig:
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loaders only
     except yaml.YAMLError as exc:
@@ -340,8 +356,7 @@ def parse_config(text: str, origin: str = "config") -> RelayConfig:
         raise ConfigError(f"{origin}: the top level must be a mapping with `sources` and `routes`")
     try:
         if isinstance(data.get("sources"), Mapping):
-            # typed here rather than in the model so errors keep their `sources.<name>.` path
-            data = {**data, "sources": _typed_sources_with_paths(data["sources"])}
+            data = {**data, "sources": typed_plugins(data["sources"], models.source, "sources")}
         return RelayConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: {format_validation_error(exc)}") from None
@@ -349,30 +364,17 @@ def parse_config(text: str, origin: str = "config") -> RelayConfig:
         raise ConfigError(f"{origin}: {exc}") from None
 
 
-def _typed_sources_with_paths(raw: Mapping[str, Any]) -> dict[str, Any]:
-    typed = {}
-    for name, settings in raw.items():
-        try:
-            typed.update(typed_sources({name: settings}))
-        except ValidationError as exc:
-            prefixed = format_validation_error(exc).replace("\n", f"\nsources.{name}.")
-            raise ValueError(f"sources.{name}.{prefixed}") from None
-        except ValueError as exc:
-            raise ValueError(f"sources.{name}: {exc}") from None
-    return typed
-
-
 def config_path(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("RELAY_CONFIG") or DEFAULT_CONFIG_PATH)
 
 
-def load_config(path: Path | None = None) -> RelayConfig:
+def load_config(path: Path | None, *, models: PluginModels) -> RelayConfig:
     path = path or config_path()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    return parse_config(text, origin=str(path))
+    return parse_config(text, origin=str(path), models=models)
 
 
 def missing_environment(config: RelayConfig, environ: Mapping[str, str]) -> list[str]:

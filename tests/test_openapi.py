@@ -34,9 +34,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from relay.config import parse_config
 from relay.errors import RelayError
 from relay.models import Build, Execution, RelayResponse
+from relay.plugins import parse_config
 from relay.sources import build_source
 from tests.fakes.revyl import EXECUTE_TEST_PATH, Delay, Status
 from tests.payloads import (

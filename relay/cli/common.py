@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from relay.cli import CliError
-from relay.config import RelayConfig, SecretRef, config_path, load_config, secret_refs
+from relay.config import RelayConfig, SecretRef, config_path, secret_refs
+from relay.plugins import load_config
 from relay.sources import Source, build_source
 
 

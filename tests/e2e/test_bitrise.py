@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from relay.config import parse_config
+from relay.plugins import parse_config
 from relay.sources import build_source
 from tests.conftest import PROJECT, REVYL_TOKEN
 from tests.fakes._http import Reply, json_reply

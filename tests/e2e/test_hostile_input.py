@@ -29,8 +29,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from relay.config import SecretRef, typed_sources
+from relay.config import SecretRef
 from relay.errors import Unauthorized
+from relay.plugins import typed_sources
 from relay.sources import Delivery, build_source, known_types, settings_model
 from tests.conftest import REVYL_TOKEN
 from tests.fakes.revyl import FakeRevyl

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import time
 
-from relay.config import parse_config
 from relay.errors import Unavailable
 from relay.events import MemoryEventStore
 from relay.models import Artifact, Build, Event
 from relay.pipeline import Relay
+from relay.plugins import parse_config
 from relay.revyl.client import RequestsRevylClient
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.sources import ArtifactLink, Delivery, Source

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import jwt
 import pytest
 
-from relay.config import parse_config
 from relay.errors import (
     BadRequest,
     ConfigError,
@@ -16,6 +15,7 @@ from relay.errors import (
     UpstreamError,
 )
 from relay.models import Event
+from relay.plugins import parse_config
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.sources import Delivery, build_source
 from relay.sources.app_store_connect import (

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from relay.config import parse_config
 from relay.errors import BadRequest, Unauthorized, Unavailable, UpstreamError
 from relay.models import Build, Event
+from relay.plugins import parse_config
 from relay.routing import pick_artifact
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.signatures import verify_token

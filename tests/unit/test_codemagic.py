@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from relay.config import parse_config
 from relay.errors import BadRequest, Unauthorized, Unavailable, UnprocessableBuild, UpstreamError
+from relay.plugins import parse_config
 from relay.secrets import Secrets
 from relay.sources import Delivery, build_source
 from relay.sources.codemagic import CodemagicSource

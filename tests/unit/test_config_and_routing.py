@@ -2,9 +2,10 @@
 
 import pytest
 
-from relay.config import parse_config, token_is_set
+from relay.config import token_is_set
 from relay.errors import ConfigError
 from relay.models import Artifact, Build
+from relay.plugins import parse_config
 from relay.routing import match_routes, pick_artifact, plan_event, render
 
 APP = "5b0d3c1e-8a4f-4f6e-9d2a-1c3b5e7f9a01"

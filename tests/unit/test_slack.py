@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 import pytest
 
 from relay.chatops import Reply, ResponseUrl, plan_run, split_command, within
-from relay.config import parse_config
 from relay.errors import BadRequest, ConfigError, Unauthorized
 from relay.events import MemoryEventStore
 from relay.models import Execution, RelayResponse
 from relay.pipeline import Relay
+from relay.plugins import parse_config
 from relay.revyl.client import RequestsRevylClient
 from relay.routing import plan_event
 from relay.secrets import SecretManagerBackend, Secrets

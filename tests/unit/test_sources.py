@@ -216,8 +216,8 @@ def replaced(data: object, path: tuple, new: object) -> object:
 
 @pytest.mark.parametrize(("source_type", "sample", "headers"), ODD_SHAPE_SAMPLES)
 def test_any_value_of_an_odd_type_is_a_400_or_ignored_never_a_crash(source_type, sample, headers):
-    from relay.config import parse_config
     from relay.errors import Rejected
+    from relay.plugins import parse_config
     from relay.sources import build_source
 
     config = parse_config(f"sources:\n  s: {{type: {source_type}, secret: {{env: S}}}}\n")
