@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from relay.config import RelayConfig, Route
 from relay.errors import InProgress, RelayError, StoreUnavailable, Unavailable, UnknownSource
-from relay.events import Claim, EventStore
 from relay.models import Artifact, Build, ErrorItem, Event, Execution, RelayResponse
 from relay.revyl import sansio
 from relay.revyl.client import RevylClient
@@ -28,6 +27,7 @@ from relay.revyl.sansio import MaybeStarted, RevylError
 from relay.routing import RoutePlan, Target, plan_event
 from relay.secrets import SecretReader
 from relay.sources import Delivery, Source, build_source
+from relay.stores import Claim, EventStore
 
 log = logging.getLogger("relay")
 T = TypeVar("T")

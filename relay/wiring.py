@@ -6,12 +6,14 @@ import logging
 import os
 from collections.abc import Mapping
 
-from relay.config import RelayConfig, missing_environment, secret_refs, token_is_set
+from relay.config import DedupSettings, RelayConfig, missing_environment, secret_refs, token_is_set
 from relay.errors import ConfigError
-from relay.events import build_store
 from relay.pipeline import Relay
 from relay.revyl.client import RequestsRevylClient
 from relay.secrets import ENDPOINT_VARIABLE, SecretManagerBackend, Secrets
+from relay.stores import EventStore
+from relay.stores.journaled import JournaledEventStore
+from relay.stores.memory import MemoryEventStore
 
 log = logging.getLogger("relay")
 
@@ -49,6 +51,15 @@ def secrets_for(
         ttl_seconds=config.secrets.ttl_seconds if ttl_seconds is None else ttl_seconds,
         environ=environ,
     )
+
+
+def build_store(settings: DedupSettings, project: str | None) -> EventStore:
+    """The store `dedup:` asks for; Firestore (and its client library) only when asked."""
+    if settings.store == "firestore":
+        from relay.stores.firestore import FirestoreEventStore
+
+        return JournaledEventStore(FirestoreEventStore(settings, project))
+    return MemoryEventStore(settings.lease_seconds)
 
 
 def build_relay(config: RelayConfig, environ: Mapping[str, str] = os.environ) -> Relay:

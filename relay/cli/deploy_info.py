@@ -19,7 +19,7 @@ import argparse
 
 from relay.cli.common import load, refs_by_secret
 from relay.config import RelayConfig, SecretRef, secret_refs, token_is_set
-from relay.events_firestore import TTL_FIELD  # each record's expiry: the TTL policy's field
+from relay.stores.firestore import TTL_FIELD  # each record's expiry: the TTL policy's field
 
 WHERE = {
     "eas": "eas webhook:create --event BUILD --url {url} --secret <its secret>",

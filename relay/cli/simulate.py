@@ -103,8 +103,8 @@ def simulate(
 
 def offline_relay(config: RelayConfig) -> Relay:
     """A relay in dry-run that reads no secret and whose Revyl client is never called."""
-    from relay.events import MemoryEventStore
     from relay.revyl.client import RequestsRevylClient
+    from relay.stores.memory import MemoryEventStore
 
     return Relay(
         config,

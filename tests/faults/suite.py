@@ -31,8 +31,8 @@ from pathlib import Path
 
 import requests
 
-from relay.events_firestore import document_id
 from relay.signatures import hmac_hex
+from relay.stores.firestore import document_id
 from tests.fakes.firestore_emulator import FirestoreEmulator
 from tests.fakes.revyl import (
     EXECUTE_TEST_PATH,

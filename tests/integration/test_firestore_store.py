@@ -1,4 +1,5 @@
-"""The Firestore event store against a real Firestore emulator on loopback.
+"""What only the Firestore store does, against a real Firestore emulator on loopback (what
+every store does is the contract suite, tests/contract/test_event_store.py).
 
 Each test uses its own collection; "instances" are separate FirestoreEventStore objects, each
 with its own client and channel, as separate Cloud Run instances would have.
@@ -15,9 +16,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from relay.config import DedupSettings
-from relay.events import JournaledEventStore, StoreDown
-from relay.events_firestore import TTL_FIELD, FirestoreEventStore
 from relay.models import Execution
+from relay.stores.firestore import TTL_FIELD, FirestoreEventStore
+from relay.stores.journaled import JournaledEventStore, StoreDown
 from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
 
 LEASE = 540
@@ -65,23 +66,6 @@ def at_once(count: int, fn: Callable[[int], str]) -> list[str]:
     return results
 
 
-def test_new_busy_done_and_the_executions_round_trip(new_store):
-    store = new_store()
-    key = "eas:8c1a2f3e/with/slashes:finished"
-    assert store.claim(key, "a", 1000).kind == "new"
-    assert store.claim(key, "b", 1001).kind == "busy"
-    odd_route = "ios.smoke `quoted` ünïcode/route"
-    store.record(key, started("t1", "x1", route=odd_route))
-    store.record(key, Execution(route="smoke", workflow_id="w1", outcome="unknown"))  # not written
-    store.release(key, "a", [started("t1", "x1", odd_route), started("t2", "x2")], True, 1002)
-    claim = new_store().claim(key, "c", 1003)
-    assert claim.kind == "done"
-    assert {t: e.execution_id for t, e in claim.executions.items()} == {
-        f"{odd_route}/test/t1": "x1",
-        "smoke/test/t2": "x2",
-    }
-
-
 def test_the_document_carries_the_key_state_and_the_ttl_field(new_store):
     store = new_store()
     now = time.time()
@@ -95,45 +79,6 @@ def test_the_document_carries_the_key_state_and_the_ttl_field(new_store):
     assert abs(expiry.timestamp() - (now + 30 * 86400)) < 5
 
 
-def test_twenty_instances_claiming_at_once_give_exactly_one_new(new_store):
-    stores = [new_store() for _ in range(20)]
-    kinds = at_once(20, lambda n: stores[n].claim("eas:b1:finished", f"c{n}", 1000).kind)
-    assert sorted(kinds) == ["busy"] * 19 + ["new"]
-
-
-def test_twenty_instances_resuming_a_partial_event_at_once_give_exactly_one_resume(new_store):
-    first = new_store()
-    first.claim("e", "a", 1000)
-    first.release("e", "a", [started("t1", "x1"), Execution(route="smoke", test_id="t2")], False, 1)
-    stores = [new_store() for _ in range(20)]
-    claims = at_once(20, lambda n: stores[n].claim("e", f"c{n}", 1010).kind)
-    assert sorted(claims) == ["busy"] * 19 + ["resume"]
-    # the winner now holds it: later deliveries are busy until it releases
-    assert new_store().claim("e", "late", 1020).kind == "busy"
-
-
-def test_a_resumed_event_records_and_finishes(new_store):
-    store = new_store()
-    store.claim("e", "a", 1000)
-    store.release("e", "a", [started("t1", "x1"), Execution(route="smoke", test_id="t2")], False, 1)
-    claim = store.claim("e", "b", 1001)
-    assert claim.kind == "resume"
-    assert claim.executions["smoke/test/t1"].execution_id == "x1"
-    store.record("e", started("t2", "x2"))
-    store.release("e", "b", [claim.executions["smoke/test/t1"], started("t2", "x2")], True, 1002)
-    assert store.claim("e", "c", 1003).kind == "done"
-
-
-def test_a_claim_older_than_the_lease_is_taken_over_once(new_store):
-    store = new_store()
-    store.claim("e", "dead", 1000)
-    store.record("e", started("t1", "x1"))
-    assert store.claim("e", "b", 1000 + LEASE - 1).kind == "busy"
-    stores = [new_store() for _ in range(5)]
-    kinds = at_once(5, lambda n: stores[n].claim("e", f"c{n}", 1000 + LEASE + 1).kind)
-    assert sorted(kinds) == ["busy"] * 4 + ["resume"]
-
-
 def test_a_takeover_whose_holder_died_before_updating_the_event_is_skipped(new_store):
     store = new_store()
     store.claim("e", "a", 1000)
@@ -144,25 +89,6 @@ def test_a_takeover_whose_holder_died_before_updating_the_event_is_skipped(new_s
     claim = store.claim("e", "c", 1002 + LEASE + 1)
     assert claim.kind == "resume"
     assert store._ref("e").get().to_dict()["generation"] == 3
-
-
-def test_a_release_by_a_replaced_claim_keeps_the_new_holders_state(new_store):
-    store = new_store()
-    store.claim("e", "a", 1000)
-    store.claim("e", "b", 1000 + LEASE + 1)
-    store.release("e", "a", [started("t1", "x1")], True, 1000 + LEASE + 2)
-    data = store._ref("e").get().to_dict()
-    assert data["state"] == "claimed"
-    assert data["claim_id"] == "b"
-    assert "smoke/test/t1" in data["executions"]
-
-
-def test_a_start_is_never_overwritten_by_a_later_failure(new_store):
-    store = new_store()
-    store.claim("e", "a", 1000)
-    store.record("e", started("t1", "x1"))
-    store.release("e", "a", [Execution(route="smoke", test_id="t1", outcome="unknown")], False, 1)
-    assert store.claim("e", "b", 1002).executions["smoke/test/t1"].execution_id == "x1"
 
 
 def test_an_outage_mid_run_is_journaled_and_written_once_firestore_is_back(emulator, new_store):

@@ -11,13 +11,13 @@ import json
 import time
 
 from relay.errors import Unavailable
-from relay.events import MemoryEventStore
 from relay.models import Artifact, Build, Event
 from relay.pipeline import Relay
 from relay.plugins import parse_config
 from relay.revyl.client import RequestsRevylClient
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.sources import ArtifactLink, Delivery, Source
+from relay.stores.memory import MemoryEventStore
 from tests.conftest import PROJECT
 from tests.fakes.revyl import EXECUTE_TEST_PATH, Delay
 

@@ -1,22 +1,18 @@
-"""The event store's decisions: memory store, the journal over a failing shared store."""
+"""What only some stores do: the memory store's limit, the journal over a failing shared
+store. What every store does is the contract suite (tests/contract/test_event_store.py)."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from relay.config import DedupSettings
-from relay.events import (
-    Claim,
-    JournaledEventStore,
-    MemoryEventStore,
-    StoreDown,
-    build_store,
-    merge,
-)
 from relay.models import Execution
+from relay.stores import Claim, merge
+from relay.stores.journaled import JournaledEventStore, StoreDown
+from relay.stores.memory import MemoryEventStore
+from relay.wiring import build_store
 
 LEASE = 540
 
@@ -58,12 +54,6 @@ class FlakyStore(MemoryEventStore):
 # --- memory store ------------------------------------------------------------------------------
 
 
-def test_first_delivery_is_new_and_a_second_one_is_busy_while_it_runs():
-    store = MemoryEventStore(LEASE)
-    assert store.claim("e", "a", 0).kind == "new"
-    assert store.claim("e", "b", 1).kind == "busy"
-
-
 def test_the_memory_store_forgets_the_oldest_events_past_its_limit():
     store = MemoryEventStore(LEASE, max_events=3)
     for key in "abcd":
@@ -96,73 +86,10 @@ def test_a_record_for_an_unclaimed_event_creates_nothing():
     assert store.claim("never-claimed", "a", 0) == Claim("new")
 
 
-def test_a_finished_event_is_done_with_its_executions():
-    store = MemoryEventStore(LEASE)
-    store.claim("e", "a", 0)
-    store.record("e", started("t1", "x1"))
-    store.release("e", "a", [started("t1", "x1"), started("t2", "x2")], True, 1)
-    claim = store.claim("e", "b", 2)
-    assert claim.kind == "done"
-    assert {e.execution_id for e in claim.executions.values()} == {"x1", "x2"}
-
-
-def test_a_partial_event_resumes_with_what_started():
-    store = MemoryEventStore(LEASE)
-    store.claim("e", "a", 0)
-    store.release("e", "a", [started("t1", "x1"), failed("t2", "unknown")], False, 1)
-    claim = store.claim("e", "b", 2)
-    assert claim.kind == "resume"
-    assert claim.executions["smoke/test/t1"].outcome == "started"
-    assert claim.executions["smoke/test/t2"].outcome == "unknown"
-    assert store.claim("e", "c", 3).kind == "busy"  # b holds it now
-
-
-def test_a_claim_left_by_a_dead_instance_is_taken_over_after_the_lease():
-    store = MemoryEventStore(LEASE)
-    store.claim("e", "a", 0)
-    store.record("e", started("t1", "x1"))
-    assert store.claim("e", "b", LEASE - 1).kind == "busy"
-    claim = store.claim("e", "b", LEASE + 1)
-    assert claim.kind == "resume"
-    assert list(claim.executions) == ["smoke/test/t1"]
-
-
-def test_a_late_release_by_a_replaced_claim_records_but_does_not_decide_the_state():
-    store = MemoryEventStore(LEASE)
-    store.claim("e", "a", 0)
-    store.claim("e", "b", LEASE + 1)  # a died (so we thought); b took over
-    store.release("e", "a", [started("t1", "x1")], True, LEASE + 2)
-    assert store.claim("e", "c", LEASE + 3).kind == "busy"  # still b's
-    store.release("e", "b", [started("t2", "x2")], True, LEASE + 4)
-    assert set(store.claim("e", "c", LEASE + 5).executions) == {"smoke/test/t1", "smoke/test/t2"}
-
-
-def test_a_start_is_never_overwritten_by_a_later_failure():
+def test_merge_never_overwrites_a_start_with_a_later_failure():
     assert merge(started("t1", "x1"), failed("t1")).execution_id == "x1"
     assert merge(failed("t1"), started("t1", "x2")).execution_id == "x2"
     assert merge(None, failed("t1")).outcome == "failed"
-    store = MemoryEventStore(LEASE)
-    store.claim("e", "a", 0)
-    store.record("e", started("t1", "x1"))
-    store.release("e", "a", [failed("t1", "unknown")], False, 1)
-    assert store.claim("e", "b", 2).executions["smoke/test/t1"].execution_id == "x1"
-
-
-def test_twenty_concurrent_claims_give_exactly_one_new():
-    store = MemoryEventStore(LEASE)
-    barrier = threading.Barrier(20)
-    kinds: list[str] = []
-
-    def deliver(n: int) -> None:
-        barrier.wait()
-        kinds.append(store.claim("e", f"c{n}", 0).kind)
-
-    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(kinds) == ["busy"] * 19 + ["new"]
 
 
 def test_build_store_picks_the_configured_store_without_contacting_it():

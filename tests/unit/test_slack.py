@@ -11,7 +11,6 @@ import pytest
 
 from relay.chatops import Reply, ResponseUrl, plan_run, split_command, within
 from relay.errors import BadRequest, ConfigError, Unauthorized
-from relay.events import MemoryEventStore
 from relay.models import Execution, RelayResponse
 from relay.pipeline import Relay
 from relay.plugins import parse_config
@@ -29,6 +28,7 @@ from relay.slack_blocks import (
 )
 from relay.sources import Delivery
 from relay.sources.slack import AllowList, SlackSource, read_form
+from relay.stores.memory import MemoryEventStore
 from tests.fakes._http import RecordedCall
 from tests.fakes._http import Reply as HTTPReply
 from tests.fakes.slack_response_url import FakeSlackResponseUrl

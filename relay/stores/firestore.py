@@ -36,8 +36,8 @@ import threading
 from typing import Any
 
 from relay.config import DedupSettings
-from relay.events import Claim, EventStore, merge
 from relay.models import Execution
+from relay.stores import Claim, EventStore, merge
 
 CALL_TIMEOUT = 3.0  # seconds, per attempt
 RETRY_BUDGET = 4.0  # seconds of retries per call
