@@ -1,8 +1,8 @@
 """The HTTP edge: a functions-framework (Flask) request in, a JSON response out.
 
 Loading this module loads and checks the configuration, so a bad config stops the function at
-start-up. Every error becomes a response here, in `error_answer`, and every request is logged
-here, once.
+start-up. Every error becomes a response here (as `relay.answers` decides it), and every
+request is logged here, once.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 
 import flask
 
+from relay import answers
+from relay.answers import Answer
 from relay.errors import ConfigError, MethodNotAllowed, PayloadTooLarge, RelayError
 from relay.logs import scrub, setup_logging, trace_context, trace_from_header
-from relay.models import RelayResponse
-from relay.pipeline import Answer, Relay
+from relay.pipeline import Relay
 from relay.plugins import load_config
 from relay.sources import Delivery
 from relay.wiring import build_relay, project_id
@@ -43,14 +44,6 @@ def read_body(request: flask.Request) -> bytes:
     return b"".join(chunks)
 
 
-def error_answer(exc: RelayError) -> Answer:
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
-    if isinstance(exc, MethodNotAllowed):
-        headers["Allow"] = exc.allow
-    body = RelayResponse(event=exc.event, decision=exc.decision, reason=exc.message)  # type: ignore[arg-type]
-    return Answer(exc.status, body, headers)
-
-
 def respond(relay: Relay, request: flask.Request) -> Answer:
     name = request.path.strip("/")
     if name == "healthz":
@@ -71,10 +64,10 @@ def handle_request(relay: Relay, request: flask.Request) -> flask.Response:
     try:
         answer = respond(relay, request)
     except RelayError as exc:
-        answer = error_answer(exc)
+        answer = answers.for_error(exc)
     except Exception:
         log.exception("unexpected error")
-        answer = Answer(500, RelayResponse(decision="failed", reason="internal error"))
+        answer = answers.internal_error()
     log_answer(request, answer, started)
     if answer.reply is not None:
         payload = json.dumps(answer.reply)

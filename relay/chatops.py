@@ -6,11 +6,13 @@
     /revyl help
 
 Slack waits 3 seconds for the answer. A command still working after `reply_within` seconds is
-answered at once with what is known, and its result is posted to the command's `response_url`
-when it is ready, from a background thread (which needs CPU after the response: see the README).
+answered at once with what is known; its result is handed to the task queue when it is ready,
+as a `slack.follow_up` task that posts it to the command's `response_url` (the work itself runs
+on a thread of this instance, which needs CPU after the response: see docs/slack.md).
 
 `relay/sources/slack.py` is the source (form, signature, event: pure); this module is the part
-that needs the Relay, threads and HTTP. `relay/slack_blocks.py` renders the messages.
+that needs the Relay, threads and HTTP, registered by `relay.wiring` as the listener of each
+Slack source. `relay/slack_blocks.py` renders the messages.
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay import answers
 from relay import slack_blocks as blocks
+from relay.answers import Answer
 from relay.config import AppRef, BuildSpec, Route
 from relay.errors import RelayError
 from relay.models import Build, Event, RelayResponse
-from relay.pipeline import Answer, Relay
+from relay.pipeline import Relay
 from relay.revyl import sansio
 from relay.revyl.sansio import Refused, RevylError
-from relay.sources.slack import SlackSettings, SlackSource, SlashCommand
+from relay.sources.slack import SlackSettings, SlashCommand
+from relay.tasks import Task, TaskQueue
 
 log = logging.getLogger("relay")
 
@@ -185,16 +190,23 @@ class ResponseUrl:
         return answer.status_code, None
 
 
+FOLLOW_UP = "slack.follow_up"
+
+
 class SlashCommands:
     """The commands of one Slack source: dispatch, the allow-list, Slack's 3-second budget."""
 
-    def __init__(self, source: SlackSource) -> None:
-        self.source = source
-        self.name = source.name
-        self.settings: SlackSettings = source.settings
+    def __init__(self, source_name: str, relay: Relay, tasks: TaskQueue) -> None:
+        self.name = source_name
+        self.relay = relay
+        self.tasks = tasks
+        settings = relay.source(source_name).settings
+        assert isinstance(settings, SlackSettings)
+        self.settings = settings
         self.response_url = ResponseUrl(self.settings.response_url_prefix)
+        tasks.register(f"{FOLLOW_UP}:{source_name}", self.post_follow_up)
 
-    def respond(self, event: Event, relay: Relay) -> Answer:
+    def respond(self, event: Event) -> Answer:
         command: SlashCommand = event.extra["command"]
         verb, args = split_command(command.text)
         log.info(
@@ -209,20 +221,18 @@ class SlashCommands:
                 "command": f"{command.command} {command.text}".strip(),
             },
         )
-        reply = self.answer(event, command, verb, args, relay)
-        return Answer(200, reply.body, reply=reply.message)
+        reply = self.answer(event, command, verb, args)
+        return answers.chat_reply(reply.body, reply.message)
 
-    def answer(
-        self, event: Event, command: SlashCommand, verb: str, args: str, relay: Relay
-    ) -> Reply:
+    def answer(self, event: Event, command: SlashCommand, verb: str, args: str) -> Reply:
         if command.team_id != self.settings.team_id:
             return refusal(event, "This Revyl relay does not serve this Slack workspace.")
         if verb == "run":
-            return self.run(event, command, args, relay)
+            return self.run(event, command, args)
         if verb == "status":
-            return self.status(event, command, args, relay)
+            return self.status(event, command, args)
         if verb == "routes":
-            return self.routes(event, command, relay)
+            return self.routes(event, command)
         if verb in ("", "help"):
             return Reply(answered(event, "help"), blocks.usage(command.command))
         problem = f"I don't know the command {verb!r}."
@@ -234,7 +244,8 @@ class SlashCommands:
         allow = self.settings.allow
         return allow is None or allow.admits(command.user_id, command.channel_id)
 
-    def run(self, event: Event, command: SlashCommand, args: str, relay: Relay) -> Reply:
+    def run(self, event: Event, command: SlashCommand, args: str) -> Reply:
+        relay = self.relay
         if not self.may_run(command):
             return refusal(
                 event,
@@ -259,7 +270,7 @@ class SlashCommands:
         run_event = Event(event.key, build=plan.build, routes=(route.name,))
 
         def work() -> Reply:
-            answer = relay.trigger(self.source, run_event, routes=[plan.route])
+            answer = relay.trigger(relay.source(self.name), run_event, routes=[plan.route])
             message = blocks.run_result(
                 command.command, command.user_id, route.name, plan.shown, answer.body, plan.notes
             )
@@ -274,7 +285,8 @@ class SlashCommands:
         )
         return self.within_budget(event, command, work, pending, f"run {route.name}")
 
-    def status(self, event: Event, command: SlashCommand, args: str, relay: Relay) -> Reply:
+    def status(self, event: Event, command: SlashCommand, args: str) -> Reply:
+        relay = self.relay
         execution_id = as_uuid(args)
         if execution_id is None:
             problem = "`status` needs an execution id: the last column of a `run` answer."
@@ -304,10 +316,10 @@ class SlashCommands:
             event, command, work, pending, f"read the status of {execution_id}"
         )
 
-    def routes(self, event: Event, command: SlashCommand, relay: Relay) -> Reply:
+    def routes(self, event: Event, command: SlashCommand) -> Reply:
         if not self.may_run(command):
             return refusal(event, "You may not run any route from here (allow-list).")
-        message = blocks.routes_list(command.command, relay.config.routes)
+        message = blocks.routes_list(command.command, self.relay.config.routes)
         return Reply(answered(event, "listed routes"), message)
 
     # answering within Slack's 3 seconds
@@ -334,6 +346,7 @@ class SlashCommands:
         return Reply(RelayResponse(event=event.key, decision="in_progress", reason=reason), pending)
 
     def follow_up(self, event: Event, command: SlashCommand, reply: Reply) -> None:
+        """The late reply, handed to the task queue: `post_follow_up` posts it."""
         fields: dict[str, Any] = {
             "source": self.name,
             "event": event.key,
@@ -343,20 +356,31 @@ class SlashCommands:
             "execution_ids": reply.body.execution_ids,
             "targets": [e.target for e in reply.body.executions],
         }
-        if not self.response_url.allowed(command.response_url):
+        payload = {"response_url": command.response_url, "message": reply.message, "log": fields}
+        try:
+            self.tasks.schedule(Task(f"{FOLLOW_UP}:{self.name}", payload))
+        except Exception as exc:
+            log.error(
+                f"{self.name}: follow-up NOT posted: the task queue refused it",
+                extra={**fields, "reason": type(exc).__name__},
+            )
+
+    def post_follow_up(self, payload: Mapping[str, Any], attempt: int) -> None:
+        fields = {k: v for k, v in payload["log"].items() if v not in (None, [])}
+        url = payload.get("response_url")
+        if not self.response_url.allowed(url):
             log.error(
                 f"{self.name}: follow-up not posted: response_url is not under "
                 f"{self.response_url.prefix}",
                 extra=fields,
             )
             return
-        assert command.response_url is not None
-        fields["slack_status"] = self.response_url.post(command.response_url, reply.message)
+        fields["slack_status"] = self.response_url.post(str(url), payload["message"])
         posted = fields["slack_status"] == 200
         log.log(
             logging.INFO if posted else logging.ERROR,
-            f"{self.name}: follow-up {'posted' if posted else 'NOT posted'}: {reply.body.decision}",
-            extra={k: v for k, v in fields.items() if v not in (None, [])},
+            f"{self.name}: follow-up {'posted' if posted else 'NOT posted'}: {fields['decision']}",
+            extra=fields,
         )
 
 
@@ -387,8 +411,8 @@ def guarded(event: Event, work: Callable[[], Reply], what: str) -> Callable[[], 
         try:
             return work()
         except (RelayError, RevylError) as exc:
-            decision = exc.decision if isinstance(exc, RelayError) else "failed"
-            body = RelayResponse(event=event.key, decision=decision, reason=exc.message)  # type: ignore[arg-type]
+            decision = answers.decision_for(exc.cause) if isinstance(exc, RelayError) else "failed"
+            body = RelayResponse(event=event.key, decision=decision, reason=exc.message)
             return Reply(body, blocks.notice(f"Could not {what}: {exc.message}"))
         except Exception:
             log.exception(f"slack command failed: {what}", extra={"event": event.key})

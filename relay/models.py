@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from relay.errors import Cause
+
 Platform = Literal["ios", "android"]
 Decision = Literal[
     "triggered", "ignored", "dry_run", "partial", "failed", "duplicate", "in_progress", "rejected"
@@ -86,9 +88,8 @@ class Execution(BaseModel):
     outcome: Outcome = "started"
     error: str | None = None
     revyl_status: int | None = None
-    # not sent: the status this failure alone calls for when it did not come from Revyl
-    # (422: the payload lacks what the route needs; 502/503: the build system's API failed)
-    answer_status: int | None = Field(None, exclude=True)
+    # why it failed (not sent: relay.answers turns the causes into the answer's status)
+    cause: Cause | None = Field(None, exclude=True)
 
     @property
     def target(self) -> str:

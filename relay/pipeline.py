@@ -1,26 +1,28 @@
 """The relay, step by step: delivery → verified → event → routes → builds resolved → runs started.
 
 `Relay.handle` is the whole path for one webhook. The pure steps live elsewhere (sources,
-`routing`, `revyl.sansio`); this module sequences them and owns the I/O ordering rules:
-nothing is started before the event is claimed, and every start is recorded as it happens.
+`routing`, `revyl.sansio`, `answers`); this module sequences them and owns the I/O ordering
+rules: nothing is started before the event is claimed, and every start is recorded as it
+happens. What a source's events do besides (chat-ops commands) is a listener registered by
+`relay.wiring`; work after the answer goes to the `after_start` hooks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
+from relay import answers
+from relay.answers import Answer
+from relay.concurrency import OnceEach, concurrently
 from relay.config import RelayConfig, Route
-from relay.errors import InProgress, RelayError, StoreUnavailable, Unavailable, UnknownSource
-from relay.models import Artifact, Build, ErrorItem, Event, Execution, RelayResponse
+from relay.errors import Cause, InProgress, RelayError, StoreUnavailable, UnknownSource
+from relay.models import Artifact, Build, Event, Execution
 from relay.revyl import sansio
 from relay.revyl.client import RevylClient
 from relay.revyl.sansio import MaybeStarted, RevylError
@@ -30,44 +32,62 @@ from relay.sources import Delivery, Source, build_source
 from relay.stores import Claim, EventStore
 
 log = logging.getLogger("relay")
-T = TypeVar("T")
-R = TypeVar("R")
 
 UNRECORDED = (
     "the event store did not take this outcome: this instance keeps it and writes it when the "
     "store answers again; until then a redelivery to another instance may answer 409 or 503"
 )
 
-
-@dataclass
-class Answer:
-    """An HTTP answer: `body` is what is logged and, unless a source gives its own `reply`
-    (Slack's Block Kit), what is sent."""
-
-    status: int
-    body: RelayResponse
-    headers: dict[str, str] = field(default_factory=dict)
-    reply: dict[str, Any] | None = None
+Listener = Callable[[Event], Answer]
+"""Answers a source's events in its own way (chat-ops commands), instead of routing them."""
 
 
 @dataclass(frozen=True)
-class Resolved:
-    """The Revyl build a route's targets run on (None: the tests' attached build), or why not."""
+class Attempt:
+    """One delivery's attempt at an event's runs: what every step after the claim needs."""
 
-    build_version_id: str | None = None
-    error: str | None = None
+    source: Source  # mints artifact links right before Revyl fetches them
+    event: Event
+    build: Build
+    token: str
+    stop_at: float  # time.monotonic(): from then on nothing is started (the claim's lease ends)
+    previous: Mapping[str, Execution] = field(default_factory=dict)  # recorded by earlier ones
+
+    def deadline(self, budget: float) -> float:
+        """When a call's retries must end: after its own budget, and never past `stop_at`."""
+        return min(time.monotonic() + budget, self.stop_at)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a target was not started."""
+
+    message: str
+    cause: Cause
     revyl_status: int | None = None
-    answer_status: int | None = None  # see Execution.answer_status
 
 
 @dataclass(frozen=True)
-class Resolution:
-    """One build to find in Revyl; routes that need the same one share it."""
+class RevylBuild:
+    """The Revyl build a route's targets run on (`version_id` None: each test's attached
+    build), or the failure that leaves them without one."""
+
+    version_id: str | None = None
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True)
+class BuildToFind:
+    """One build to ingest or look up in Revyl; routes that need the same one share it."""
 
     mode: str
     app_id: str
     label: str
     artifact: Artifact | None
+
+
+AfterStart = Callable[[Attempt, list[RoutePlan], list[Execution]], None]
+"""Called once a delivery's runs have started and been recorded (verdicts follow them)."""
 
 
 class Relay:
@@ -90,6 +110,12 @@ class Relay:
         self.sources: dict[str, Source] = {
             name: build_source(name, settings) for name, settings in config.sources.items()
         }
+        self.listeners: dict[str, Listener] = {}
+        self.after_start: list[AfterStart] = []
+
+    def listen(self, source_name: str, listener: Listener) -> None:
+        """Answer `source_name`'s events with `listener` instead of routing them."""
+        self.listeners[source_name] = listener
 
     # bytes in → event
 
@@ -103,14 +129,14 @@ class Relay:
         source = self.source(source_name)
         source.verify(delivery, self.secrets.read(source.settings.secret))
         event = source.parse(delivery)
-        answer = source.respond(event, self)
-        if answer is not None:
-            return answer
+        listener = self.listeners.get(source.name)
+        if listener is not None:
+            return listener(event)
         if event.ignored or event.build is None:
-            return ignored(event, event.ignored or "nothing to do")
+            return answers.ignored(event, event.ignored or "nothing to do")
         event = source.enrich(event, self.secrets)
         if event.ignored or event.build is None:  # the API showed a build the relay cannot test
-            return ignored(event, event.ignored or "nothing to do")
+            return answers.ignored(event, event.ignored or "nothing to do")
         return self.trigger(source, event)
 
     # event → runs
@@ -126,7 +152,7 @@ class Relay:
             list(self.config.routes if routes is None else routes), build, event.routes
         )
         if not plans:
-            return ignored(event, "no route matched the build", build)
+            return answers.ignored(event, "no route matched the build", build)
         if self.dry_run:
             return self.dry_run_answer(event, build, plans)
         assert self.config.revyl.token is not None
@@ -134,24 +160,37 @@ class Relay:
         claim_id = uuid.uuid4().hex
         claim = self._claim(event.key, claim_id)
         if claim.kind == "done":
-            return finished(event, build, in_plan_order(plans, claim.executions), duplicate=True)
+            executions = in_plan_order(plans, claim.executions)
+            return answers.finished(event, build, executions, duplicate=True)
         if claim.kind == "busy":
             raise InProgress(
                 f"event {event.key} is being handled by another delivery", event=event.key
             )
         # Past this moment another delivery may take the claim over, so nothing more is started.
         stop_at = time.monotonic() + self.config.dedup.lease_seconds - self.lease_margin
+        attempt = Attempt(source, event, build, token, stop_at, claim.executions)
         executions: list[Execution] = []
         recorded = False
         try:
-            executions = self.run(source, build, plans, token, claim.executions, event.key, stop_at)
+            executions = self.run(attempt, plans)
         finally:
             done = bool(executions) and all(self.settled(e) for e in executions)
             recorded = self._release(event.key, claim_id, executions, done)
-        answer = finished(event, build, executions)
-        if not recorded:
-            answer.body.reason = UNRECORDED
-        return answer
+        self._after_start(attempt, plans, executions)
+        return answers.finished(
+            event, build, executions, unrecorded=None if recorded else UNRECORDED
+        )
+
+    def _after_start(
+        self, attempt: Attempt, plans: list[RoutePlan], executions: list[Execution]
+    ) -> None:
+        """The runs have started and are recorded: a hook's failure cannot undo that, so it is
+        logged (each hook keeps its own durable record of what it still has to do)."""
+        for hook in self.after_start:
+            try:
+                hook(attempt, plans, executions)
+            except Exception:
+                log.exception("after-start hook failed", extra={"event": attempt.event.key})
 
     @property
     def lease_margin(self) -> float:
@@ -165,127 +204,112 @@ class Relay:
             return not self.config.revyl.retry_unknown
         return execution.outcome == "started"
 
-    def run(
-        self,
-        source: Source,
-        build: Build,
-        plans: list[RoutePlan],
-        token: str,
-        previous: dict[str, Execution],
-        event_key: str,
-        stop_at: float,
-    ) -> list[Execution]:
-        already = {key for key, e in previous.items() if self.settled(e)}
-        builds = OnceEach(lambda job: self.resolve_build(source, build, job, token))
+    def run(self, attempt: Attempt, plans: list[RoutePlan]) -> list[Execution]:
+        already = {key for key, e in attempt.previous.items() if self.settled(e)}
+        builds: OnceEach[BuildToFind, RevylBuild] = OnceEach(
+            lambda wanted: self.find_build(attempt, wanted)
+        )
 
         def start(item: tuple[RoutePlan, Target]) -> Execution:
             plan, target = item
             if target.key in already:
-                return previous[target.key]
-            found = self.known_build(plan, build)
-            resolved = builds.get(found) if isinstance(found, Resolution) else found
-            if time.monotonic() >= stop_at:
-                return not_started(target, "not started: this delivery outlived its claim's lease")
-            # retries of the start get a budget of their own, after however long the ingest took
-            deadline = time.monotonic() + self.config.revyl.retry_deadline
-            execution = self.start_target(plan, target, build, resolved, token, deadline)
-            self._record(event_key, execution)
+                return attempt.previous[target.key]
+            known = self.known_build(plan, attempt.build)
+            revyl_build = builds.get(known) if isinstance(known, BuildToFind) else known
+            if time.monotonic() >= attempt.stop_at:
+                lease = "not started: this delivery outlived its claim's lease"
+                return not_started(target, Failure(lease, Cause.NOT_STARTED))
+            execution = self.start_target(attempt, plan, target, revyl_build)
+            self._record(attempt.event.key, execution)
             return execution
 
         # Targets whose build is known go first, so they never wait behind another route's
         # ingest; the first target of a route that needs one finds its build for all of them.
         work = [(plan, target) for plan in plans for target in plan.targets]
-        waits = [isinstance(self.known_build(plan, build), Resolution) for plan, _ in work]
+        waits = [isinstance(self.known_build(plan, attempt.build), BuildToFind) for plan, _ in work]
         order = sorted(range(len(work)), key=waits.__getitem__)
         started = concurrently(start, [work[i] for i in order], self.config.revyl.concurrency)
-        executions: list[Execution] = [None] * len(work)  # type: ignore[list-item]
+        executions: list[Execution | None] = [None] * len(work)
         for index, execution in zip(order, started, strict=True):
             executions[index] = execution
-        return executions  # in plan order, as the answer lists them
+        return [e for e in executions if e is not None]  # in plan order, as the answer lists them
 
-    def known_build(self, plan: RoutePlan, build: Build) -> Resolved | Resolution:
+    def known_build(self, plan: RoutePlan, build: Build) -> RevylBuild | BuildToFind:
         """The build a route's targets run on when no call is needed, else what to find."""
-        if plan.problem:
-            return Resolved(error=plan.problem, answer_status=422)
+        problem = plan_failure(plan)
+        if problem:
+            return RevylBuild(failure=problem)
         if build.build_version_id:
-            return Resolved(build.build_version_id)
+            return RevylBuild(build.build_version_id)
         if plan.mode == "attached":
-            return Resolved()
+            return RevylBuild()
         app_id, label = plan.route.build.app_id or "", plan.version_label or ""
-        return Resolution(plan.mode, app_id, label, plan.artifact)
+        return BuildToFind(plan.mode, app_id, label, plan.artifact)
 
-    def resolve_build(self, source: Source, build: Build, job: Resolution, token: str) -> Resolved:
+    def find_build(self, attempt: Attempt, wanted: BuildToFind) -> RevylBuild:
         """Ingest the artifact or look the label up; a failure fails the route's targets only."""
-        deadline = time.monotonic() + self.config.revyl.retry_deadline
+        deadline = attempt.deadline(self.config.revyl.retry_deadline)
         try:
-            if job.mode == "lookup":
-                found = self.revyl.lookup(token, deadline, job.app_id, job.label)
+            if wanted.mode == "lookup":
+                found = self.revyl.lookup(attempt.token, deadline, wanted.app_id, wanted.label)
                 if found is None:
-                    message = f"no build labelled {job.label!r} in Revyl app {job.app_id}"
-                    return Resolved(error=message)
-                return Resolved(found)
-            assert job.artifact is not None
-            link = source.artifact_link(build, job.artifact, self.secrets)
+                    message = f"no build labelled {wanted.label!r} in Revyl app {wanted.app_id}"
+                    return RevylBuild(failure=Failure(message, Cause.REVYL))
+                return RevylBuild(found)
+            assert wanted.artifact is not None
+            link = attempt.source.artifact_link(attempt.build, wanted.artifact, self.secrets)
             ingested = self.revyl.ingest(
-                token, deadline, job.app_id, link.url, job.label, build, link.headers
+                attempt.token,
+                deadline,
+                wanted.app_id,
+                link.url,
+                wanted.label,
+                attempt.build,
+                link.headers,
             )
-            return Resolved(ingested)
+            return RevylBuild(ingested)
         except RevylError as exc:
-            return Resolved(error=f"{job.mode} failed: {exc.message}", revyl_status=exc.status)
+            message = f"{wanted.mode} failed: {exc.message}"
+            return RevylBuild(failure=Failure(message, Cause.REVYL, exc.status))
         except RelayError as exc:  # the build system's API, minting the artifact's link
-            return Resolved(error=exc.message, answer_status=exc.status)
+            return RevylBuild(failure=Failure(exc.message, exc.cause))
 
     def start_target(
-        self,
-        plan: RoutePlan,
-        target: Target,
-        build: Build,
-        resolved: Resolved,
-        token: str,
-        deadline: float,
+        self, attempt: Attempt, plan: RoutePlan, target: Target, revyl_build: RevylBuild
     ) -> Execution:
-        base = Execution(
-            route=target.route,
-            test_id=target.test_id,
-            workflow_id=target.workflow_id,
-            build_version_id=resolved.build_version_id if target.test_id else None,
-        )
-        if resolved.error:
-            update = {
-                "outcome": "failed",
-                "error": resolved.error,
-                "revyl_status": resolved.revyl_status,
-                "answer_status": resolved.answer_status,
-            }
-            return base.model_copy(update=update)
+        if revyl_build.failure:
+            return not_started(target, revyl_build.failure)
+        on_build = {"build_version_id": revyl_build.version_id} if target.test_id else {}
+        # retries of the start get a budget of their own, after however long the ingest took
+        deadline = attempt.deadline(self.config.revyl.retry_deadline)
         try:
             if target.test_id:
                 started = self.revyl.execute_test(
-                    token, deadline, target.test_id, resolved.build_version_id, build
+                    attempt.token, deadline, target.test_id, revyl_build.version_id, attempt.build
                 )
             else:
                 assert target.workflow_id is not None
                 started = self.revyl.execute_workflow(
-                    token,
+                    attempt.token,
                     deadline,
                     target.workflow_id,
-                    build,
+                    attempt.build,
                     plan.route.build.app_id,
                     plan.version_label,
                 )
         except RevylError as exc:
-            outcome = "unknown" if isinstance(exc, MaybeStarted) else "failed"
-            update = {"outcome": outcome, "error": exc.message, "revyl_status": exc.status}
-            return base.model_copy(update=update)
+            failed = not_started(target, Failure(exc.message, Cause.REVYL, exc.status))
+            update = {"outcome": "unknown"} if isinstance(exc, MaybeStarted) else {}
+            return failed.model_copy(update={**update, **on_build})
         kind = "test" if target.test_id else "workflow"
-        return base.model_copy(
-            update={
-                "execution_id": started.execution_id,
-                "status": started.status,
-                "report_url": sansio.report_url(
-                    self.config.revyl.app_url, kind, started.execution_id
-                ),
-            }
+        return Execution(
+            route=target.route,
+            test_id=target.test_id,
+            workflow_id=target.workflow_id,
+            execution_id=started.execution_id,
+            status=started.status,
+            report_url=sansio.report_url(self.config.revyl.app_url, kind, started.execution_id),
+            **on_build,
         )
 
     @property
@@ -295,22 +319,15 @@ class Relay:
         return "no Revyl token is configured: nothing was started"
 
     def dry_run_answer(self, event: Event, build: Build, plans: list[RoutePlan]) -> Answer:
-        executions = [
+        planned = [
             Execution(
                 route=t.route, test_id=t.test_id, workflow_id=t.workflow_id, outcome="planned"
             )
             for plan in plans
             for t in plan.targets
         ]
-        body = RelayResponse(
-            event=event.key,
-            decision="dry_run",
-            reason=self.dry_run_reason,
-            build=build.summary(),
-            executions=executions,
-            plan=[describe_plan(plan, build, self.config.revyl.client_name) for plan in plans],
-        )
-        return Answer(200, body)
+        described = [describe_plan(plan, build, self.config.revyl.client_name) for plan in plans]
+        return answers.dry_run(event, build, planned, described, self.dry_run_reason)
 
     # the store: failures before anything started are 503; after, they must not lose a start
 
@@ -350,72 +367,28 @@ class Relay:
             return False
 
 
-class OnceEach:
-    """Runs `fn` once per distinct argument, in the first thread that asks; the others wait
-    for that result."""
-
-    def __init__(self, fn: Callable[[Any], Any]) -> None:
-        self._fn = fn
-        self._futures: dict[Any, Future[Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, argument: Any) -> Any:
-        with self._lock:
-            future = self._futures.get(argument)
-            owner = future is None
-            if future is None:
-                future = self._futures[argument] = Future()
-        if owner:
-            try:
-                future.set_result(self._fn(argument))
-            except BaseException as exc:
-                future.set_exception(exc)
-        return future.result()
+def plan_failure(plan: RoutePlan) -> Failure | None:
+    """Why a planned route cannot run for its build (nothing of it is started), or None."""
+    return Failure(plan.problem, Cause.UNPROCESSABLE) if plan.problem else None
 
 
-def not_started(target: Target, reason: str) -> Execution:
+def not_started(target: Target, failure: Failure) -> Execution:
     return Execution(
         route=target.route,
         test_id=target.test_id,
         workflow_id=target.workflow_id,
         outcome="failed",
-        error=reason,
+        error=failure.message,
+        revyl_status=failure.revyl_status,
+        cause=failure.cause,
     )
 
 
-def in_plan_order(plans: list[RoutePlan], executions: dict[str, Execution]) -> list[Execution]:
+def in_plan_order(plans: list[RoutePlan], executions: Mapping[str, Execution]) -> list[Execution]:
     """Recorded executions in the order the plans list their targets (as the first answer)."""
     keys = [target.key for plan in plans for target in plan.targets]
     ordered = [executions[key] for key in keys if key in executions]
     return ordered + [e for key, e in executions.items() if key not in keys]
-
-
-# Made once, reused by every webhook: a fan-out to 50 tests does not start and join 50 threads.
-# Threads are created only when none is idle, so it holds as many as were ever busy at once.
-_POOL = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="relay")
-
-
-def concurrently(fn: Callable[[T], R], items: Sequence[T], limit: int) -> list[R]:
-    """`fn` over `items`, at most `limit` at a time, results in order. `fn` should not raise:
-    an exception is raised here only after every call has ended.
-    Each call runs in a copy of the caller's context, so log lines keep the request's trace."""
-    if len(items) <= 1:
-        return [fn(item) for item in items]
-    context = contextvars.copy_context()
-    gate = threading.Semaphore(limit)
-
-    def run(item: T) -> R:
-        try:
-            return context.copy().run(fn, item)
-        finally:
-            gate.release()
-
-    futures = []
-    for item in items:
-        gate.acquire()
-        futures.append(_POOL.submit(run, item))
-    wait(futures)  # every call ends before an error (there should be none) is raised
-    return [future.result() for future in futures]
 
 
 def describe_plan(plan: RoutePlan, build: Build, client_name: str) -> dict[str, Any]:
@@ -444,52 +417,3 @@ def describe_plan(plan: RoutePlan, build: Build, client_name: str) -> dict[str, 
             )
         calls.append(request.describe())
     return {**plan.describe(), "calls": calls}
-
-
-def ignored(event: Event, reason: str, build: Build | None = None) -> Answer:
-    body = RelayResponse(
-        event=event.key, decision="ignored", reason=reason, build=build.summary() if build else None
-    )
-    return Answer(200, body)
-
-
-def finished(
-    event: Event, build: Build, executions: Iterable[Execution], duplicate: bool = False
-) -> Answer:
-    executions = list(executions)
-    started = [e for e in executions if e.outcome == "started"]
-    errors = [
-        ErrorItem(
-            message=e.error or e.outcome,
-            route=e.route,
-            test_id=e.test_id,
-            workflow_id=e.workflow_id,
-            revyl_status=e.revyl_status,
-        )
-        for e in executions
-        if e.outcome != "started"
-    ]
-    version_ids = {e.build_version_id for e in executions if e.build_version_id}
-    summary = build.summary()
-    if len(version_ids) == 1 and not summary.get("build_version_id"):
-        summary["build_version_id"] = version_ids.pop()
-    if duplicate:
-        decision, status = "duplicate", 200
-    elif len(started) == len(executions):
-        decision, status = "triggered", 200
-    elif not started and len(own := {e.answer_status for e in executions}) == 1 and None not in own:
-        decision, status = "failed", own.pop()  # every route failed the same way, before Revyl
-    else:
-        decision, status = ("partial" if started else "failed"), 502
-    headers = {"Retry-After": str(Unavailable.retry_after)} if status == 503 else {}
-    reasons = {e.message for e in errors}
-    body = RelayResponse(
-        event=event.key,
-        decision=decision,
-        reason=reasons.pop() if not started and len(reasons) == 1 else None,
-        build=summary,
-        execution_ids=[e.execution_id for e in started if e.execution_id],
-        executions=executions,
-        errors=errors,
-    )
-    return Answer(status, body, headers)

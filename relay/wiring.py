@@ -6,14 +6,18 @@ import logging
 import os
 from collections.abc import Mapping
 
+from relay.chatops import SlashCommands
 from relay.config import DedupSettings, RelayConfig, missing_environment, secret_refs, token_is_set
 from relay.errors import ConfigError
 from relay.pipeline import Relay
 from relay.revyl.client import RequestsRevylClient
 from relay.secrets import ENDPOINT_VARIABLE, SecretManagerBackend, Secrets
+from relay.sources.slack import SlackSource
 from relay.stores import EventStore
 from relay.stores.journaled import JournaledEventStore
 from relay.stores.memory import MemoryEventStore
+from relay.tasks import TaskQueue
+from relay.tasks.local import LocalTaskQueue
 
 log = logging.getLogger("relay")
 
@@ -65,17 +69,26 @@ def build_store(settings: DedupSettings, project: str | None) -> EventStore:
 def build_relay(config: RelayConfig, environ: Mapping[str, str] = os.environ) -> Relay:
     check_startup(config, environ)
     project = project_id(config, environ)
-    secrets = secrets_for(config, environ)
     dry_run = not token_is_set(config, environ)
     if dry_run:
         log.warning(
             "dry-run: no Revyl token is configured, so webhooks are verified and routed "
             "but nothing is started (set revyl.token, e.g. {env: REVYL_API_KEY})"
         )
-    return Relay(
+    relay = Relay(
         config,
-        secrets=secrets,
+        secrets=secrets_for(config, environ),
         revyl=RequestsRevylClient(config.revyl),
         store=build_store(config.dedup, project),
         dry_run=dry_run,
     )
+    return assemble(relay, LocalTaskQueue())
+
+
+def assemble(relay: Relay, tasks: TaskQueue) -> Relay:
+    """What a relay does besides routing builds, registered on it as bolt registers listeners
+    on its app: each Slack source's slash commands."""
+    for name, source in relay.sources.items():
+        if isinstance(source, SlackSource):
+            relay.listen(name, SlashCommands(name, relay, tasks).respond)
+    return relay

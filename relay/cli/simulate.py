@@ -2,9 +2,9 @@
 
 The relay's own steps (the source's `parse`, `Relay.trigger` of a relay in dry-run, which plans
 with `routing.plan_event` and describes each plan with `pipeline.describe_plan`), minus the
-signature check and any I/O. The decision is the pipeline's: `pipeline.ignored`, the dry-run
-answer, or `pipeline.finished` over the executions the plans imply (a relay with a token). A
-source that enriches its builds from its system's API (or a chat-ops source with its own answer)
+signature check and any I/O. The decision is `relay.answers`': ignored, the dry-run answer, or
+`answers.finished` over the executions the plans imply (a relay with a token). A source that
+enriches its builds from its system's API (or a chat-ops source, whose listener answers)
 runs inside `offline()`: the first request it would make is shown instead of made.
 """
 
@@ -18,15 +18,18 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from relay import answers
+from relay.answers import Answer
 from relay.cli import CliError
 from relay.cli.common import load, read_payload, source_named
 from relay.cli.offline import OfflineSecrets, offline
 from relay.config import Match, RelayConfig, Route, token_is_set
 from relay.errors import RelayError
 from relay.models import Build, Event, Execution
-from relay.pipeline import Answer, Relay, finished, ignored
+from relay.pipeline import Relay, not_started, plan_failure
 from relay.routing import RoutePlan, plan_event, route_matches
 from relay.sources import Delivery, Source
+from relay.tasks import Task, TaskQueue
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,16 +71,15 @@ def simulate(
     try:
         event = source.parse(delivery)
     except RelayError as exc:
-        message = f"the relay would answer {exc.status} {exc.decision}: {exc.message}"
+        answer = answers.for_error(exc)
+        message = f"the relay would answer {answer.status} {answer.body.decision}: {exc.message}"
         raise CliError(message) from None
     report["event"] = event.key
     relay = offline_relay(config)
-    if overrides(source, "respond"):
-        answered = chat_ops_answer(relay, source, event)
-        if answered is not None:
-            return {**report, **answered}
+    if source.name in relay.listeners:
+        return {**report, **chat_ops_answer(relay, source, event)}
     if event.ignored or event.build is None:
-        return {**report, **decision(ignored(event, event.ignored or "nothing to do"))}
+        return {**report, **decision(answers.ignored(event, event.ignored or "nothing to do"))}
     if overrides(source, "enrich"):
         report["enrichment"] = try_enrichment(source, event)
         report["decision_on"] = "the payload alone: the relay decides on the enriched build"
@@ -90,7 +92,7 @@ def simulate(
         report["not_matched"] = not_matched(config.routes, build, plans)
     if not plans:
         return {**report, **decision(answer)}
-    with_token = decision(would_answer(relay, source, event, build, plans), reason_for(plans))
+    with_token = decision(would_answer(event, build, plans), reason_for(plans))
     if token_is_set(config, environ):
         return {**report, **with_token}
     return {
@@ -101,37 +103,51 @@ def simulate(
     }
 
 
+class HeldTasks(TaskQueue):
+    """A task queue that runs nothing: simulate shows what would be scheduled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scheduled: list[Task] = []
+
+    def schedule(self, task: Task) -> None:
+        self.scheduled.append(task)
+
+
 def offline_relay(config: RelayConfig) -> Relay:
-    """A relay in dry-run that reads no secret and whose Revyl client is never called."""
+    """A relay in dry-run, assembled as the relay is, that reads no secret, whose Revyl client
+    is never called and whose tasks never run."""
     from relay.revyl.client import RequestsRevylClient
     from relay.stores.memory import MemoryEventStore
+    from relay.wiring import assemble
 
-    return Relay(
+    relay = Relay(
         config,
         secrets=OfflineSecrets(),
         revyl=RequestsRevylClient(config.revyl),
         store=MemoryEventStore(config.dedup.lease_seconds),
         dry_run=True,
     )
+    return assemble(relay, HeldTasks())
 
 
-def would_answer(
-    relay: Relay, source: Source, event: Event, build: Build, plans: list[RoutePlan]
-) -> Answer:
-    """The relay's answer with a token, if every Revyl call succeeds: `pipeline.finished` over
-    the executions the plans imply. A plan with a problem fails through the relay's own
-    `known_build` and `start_target`, which stop at the problem before any I/O."""
-    with offline():  # a guarantee: neither gets as far as a request for a failing plan
-        executions = [
-            relay.start_target(plan, target, build, relay.known_build(plan, build), "", 0.0)
-            if plan.problem
-            else Execution(
-                route=target.route, test_id=target.test_id, workflow_id=target.workflow_id
-            )
-            for plan in plans
-            for target in plan.targets
-        ]
-    return finished(event, build, executions)
+def would_answer(event: Event, build: Build, plans: list[RoutePlan]) -> Answer:
+    """The relay's answer with a token, if every Revyl call succeeds: `answers.finished` over
+    the executions the plans imply. A plan with a problem fails as the relay fails it
+    (`pipeline.plan_failure`), before any I/O."""
+    executions = []
+    for plan in plans:
+        failure = plan_failure(plan)
+        for target in plan.targets:
+            if failure:
+                executions.append(not_started(target, failure))
+            else:
+                executions.append(
+                    Execution(
+                        route=target.route, test_id=target.test_id, workflow_id=target.workflow_id
+                    )
+                )
+    return answers.finished(event, build, executions)
 
 
 def dry_run_cause(config: RelayConfig) -> str:
@@ -220,12 +236,10 @@ def try_enrichment(source: Source, event: Event) -> dict[str, Any]:
     }
 
 
-def chat_ops_answer(relay: Relay, source: Source, event: Event) -> dict[str, Any] | None:
-    """A source's own answer (chat-ops), from a relay in dry-run that can reach nothing."""
+def chat_ops_answer(relay: Relay, source: Source, event: Event) -> dict[str, Any]:
+    """A source's listener's answer (chat-ops), from a relay in dry-run that can reach nothing."""
     with offline() as recorder:
-        answer = source.respond(event, relay)
-    if answer is None:
-        return None
+        answer = relay.listeners[source.name](event)
     body = answer.body
     result: dict[str, Any] = {
         "decision": body.decision,

@@ -25,7 +25,6 @@ from relay.signatures import (
 
 if TYPE_CHECKING:
     from relay.models import Artifact, Build, Event
-    from relay.pipeline import Answer, Relay
     from relay.secrets import SecretReader
 
 
@@ -75,10 +74,6 @@ class Source:
     def parse(self, delivery: Delivery) -> Event:
         """Read a verified delivery. Raise `BadRequest` for a malformed payload."""
         raise NotImplementedError
-
-    def respond(self, event: Event, relay: Relay) -> Answer | None:
-        """Answer the delivery in a source's own way (chat-ops commands); None: the usual path."""
-        return None
 
     def enrich(self, event: Event, secrets: SecretReader) -> Event:
         """Fill what the payload lacks from the build system's API. Default: nothing to add."""

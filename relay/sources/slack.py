@@ -12,13 +12,14 @@ The event key is `<source>:<trigger_id>`: one per command typed, so the same com
 is two runs, while a replay of one request starts nothing new.
 
 This module is the source: the form, its signature and the event (pure). What a command does
-(run, status, routes, help; Slack's 3-second budget; follow-ups) is `relay/chatops.py`.
+(run, status, routes, help; Slack's 3-second budget; follow-ups) is `relay/chatops.py`, which
+`relay.wiring` registers as the listener of every Slack source.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,9 +29,6 @@ from relay.errors import BadRequest, Unauthorized
 from relay.models import Event
 from relay.signatures import check_timestamp, hmac_hex, verify_hex_hmac
 from relay.sources.base import Delivery, Source
-
-if TYPE_CHECKING:
-    from relay.pipeline import Answer, Relay
 
 TOLERANCE_SECONDS = 300
 
@@ -104,13 +102,6 @@ class SlackSource(Source):
     Settings: ClassVar[type[SourceSettings]] = SlackSettings
     settings: SlackSettings
 
-    def __init__(self, name: str, settings: SourceSettings) -> None:
-        super().__init__(name, settings)
-        # imported here, not at load time: chat-ops imports the pipeline, which imports the sources
-        from relay.chatops import SlashCommands
-
-        self.commands = SlashCommands(self)
-
     # bytes in
 
     def verify(self, delivery: Delivery, secret: str) -> None:
@@ -135,8 +126,3 @@ class SlackSource(Source):
         command = read_form(delivery.body)
         extra = {"command": command, "received_at": delivery.received_at}
         return Event(f"{self.name}:{command.trigger_id}", extra=extra)
-
-    # the command: chat-ops, which needs the Relay, threads and HTTP
-
-    def respond(self, event: Event, relay: Relay) -> Answer:
-        return self.commands.respond(event, relay)

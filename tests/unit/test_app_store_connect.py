@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import jwt
 import pytest
 
+from relay.answers import for_error
 from relay.errors import (
     BadRequest,
     ConfigError,
@@ -391,7 +392,7 @@ def test_the_token_is_reused_across_deliveries(asc):
 def test_an_unknown_upload_is_a_502(asc):
     with pytest.raises(UpstreamError, match="knows no build upload or build") as failed:
         enrich(api_source(asc))
-    assert failed.value.status == 502
+    assert for_error(failed.value).status == 502
 
 
 def test_a_key_apple_does_not_know_is_a_502_with_apples_words(asc):
@@ -417,7 +418,7 @@ def test_a_failing_or_slow_api_is_a_503(asc, reply, message):
     asc.fail("/v1/", reply)
     with pytest.raises(Unavailable, match=re.escape(message)) as failed:
         enrich(api_source(asc, timeout=0.3))
-    assert failed.value.status == 503
+    assert for_error(failed.value).status == 503
 
 
 def test_a_forbidden_build_is_a_502_not_a_fallback(asc):
@@ -433,6 +434,9 @@ def test_a_key_that_is_not_a_p8_is_a_503_naming_the_setting_without_the_key(asc)
         enrich(
             api_source(asc), p8="-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----"
         )
-    assert (failed.value.status, failed.value.retry_after) == (503, 30)
+    assert (for_error(failed.value).status, for_error(failed.value).headers) == (
+        503,
+        {"Retry-After": "30"},
+    )
     assert "not a key" not in failed.value.message
     assert asc.calls == []

@@ -29,6 +29,8 @@ from relay.slack_blocks import (
 from relay.sources import Delivery
 from relay.sources.slack import AllowList, SlackSource, read_form
 from relay.stores.memory import MemoryEventStore
+from relay.tasks.local import LocalTaskQueue
+from relay.wiring import assemble
 from tests.fakes._http import RecordedCall
 from tests.fakes._http import Reply as HTTPReply
 from tests.fakes.slack_response_url import FakeSlackResponseUrl
@@ -239,7 +241,7 @@ def test_a_bare_host_prefix_cannot_admit_a_lookalike_host():
         "response_url_prefix: 'https://hooks.slack.com'}\n"
     ).sources["slack"]
     assert settings.response_url_prefix == "https://hooks.slack.com/"
-    poster = SlackSource("slack", settings).commands.response_url
+    poster = ResponseUrl(settings.response_url_prefix)
     assert poster.allowed("https://hooks.slack.com/commands/T1/2/x")
     assert not poster.allowed("https://hooks.slack.com.evil.example/commands/T1/2/x")
     assert not poster.allowed("http://hooks.slack.com/commands/T1/2/x")
@@ -472,19 +474,20 @@ def test_usage_and_routes_lists():
 @pytest.fixture
 def relay() -> Relay:
     cfg = config()
-    return Relay(
+    relay = Relay(
         cfg,
         secrets=Secrets(SecretManagerBackend("http://127.0.0.1:9"), project="p", ttl_seconds=60),
         revyl=RequestsRevylClient(cfg.revyl),
         store=MemoryEventStore(60),
         dry_run=True,
     )
+    return assemble(relay, LocalTaskQueue())
 
 
 def ask(relay: Relay, text: str, **fields: str):
     slack = relay.sources["slack"]
     event = slack.parse(delivery(form(text=text, **fields), {}, time.time()))
-    return slack.respond(event, relay)
+    return relay.listeners["slack"](event)
 
 
 @pytest.mark.parametrize(
