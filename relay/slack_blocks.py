@@ -13,14 +13,13 @@ from typing import Any, Literal
 
 from relay.config import Route
 from relay.models import Execution, RelayResponse
+from relay.revyl.sansio import read_run_state
 
 Message = dict[str, Any]
 ResponseType = Literal["in_channel", "ephemeral"]
 
 SECTION_LIMIT = 2900  # Slack caps a section's text at 3000 characters
 MAX_BLOCKS = 50
-TERMINAL = {"completed", "failed", "cancelled", "timeout", "success", "failure"}
-FAILED = {"failed", "cancelled", "timeout", "failure"}
 
 
 def escape(text: str) -> str:
@@ -154,24 +153,13 @@ def run_pending(user_id: str, route: str, build: str, tests: int, workflows: int
     return message("in_channel", _plain(text), [section(text)])
 
 
-def pass_fail(kind: str, data: dict[str, Any]) -> str:
-    """`passed`, `failed` or `running`, by the rules Revyl's CLI uses."""
-    status = str(data.get("status") or "").lower()
-    if kind == "workflow":
-        if status in ("completed", "success"):
-            return "failed" if data.get("failed_tests") else "passed"
-        return "failed" if status in FAILED else "running"
-    if data.get("success") is not None:
-        return "passed" if data["success"] else "failed"
-    if status in ("completed", "success"):
-        return "failed" if data.get("error_message") else "passed"
-    return "failed" if status in FAILED else "running"
-
-
-def status_result(kind: str, execution_id: str, data: dict[str, Any], report_url: str) -> Message:
+def status_result(
+    kind: Literal["test", "workflow"], execution_id: str, data: dict[str, Any], report_url: str
+) -> Message:
     """The answer to `status`: status, progress, pass/fail and the report link."""
     status = str(data.get("status") or "unknown")
-    verdict = pass_fail(kind, data)
+    outcome = read_run_state(kind, data).outcome
+    verdict = "failed" if outcome == "cancelled" else outcome  # as Revyl's CLI shows it
     icon = {"passed": ":white_check_mark:", "failed": ":x:"}.get(
         verdict, ":hourglass_flowing_sand:"
     )

@@ -262,3 +262,56 @@ def read_ingested(data: Any) -> str:
     if not isinstance(data, dict) or not data.get("id"):
         raise MaybeStarted("Revyl's from-url answer has no build id")
     return str(data["id"])
+
+
+# A run's state, by the rules Revyl's own CLI applies to the status endpoints' answers.
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "timeout", "success", "failure"})
+PASSED_STATUSES = frozenset({"completed", "success"})
+RunOutcome = Literal["running", "passed", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class RunState:
+    """One run (test or workflow execution) as Revyl reports it: its own status word, and
+    what that means: still `running`, or finished `passed`, `failed` or `cancelled`."""
+
+    status: str
+    outcome: RunOutcome
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome != "running"
+
+
+def read_run_state(kind: Literal["test", "workflow"], data: Any) -> RunState:
+    """A status answer read as Revyl's CLI reads it (a test: `success` once it has finished,
+    else completed without an error message; a workflow: completed with no failed test).
+    An answer that is not an object is a run still running: it says nothing finished."""
+    if not isinstance(data, dict):
+        return RunState("", "running")
+    status = str(data.get("status") or "").lower()
+    error = _text(data.get("error_message"))
+    if status == "cancelled":
+        return RunState(status, "cancelled", error)
+    if kind == "workflow":
+        return RunState(status, _workflow_outcome(status, data), error)
+    success = data.get("success")
+    finished = status in TERMINAL or (not status and success is not None)
+    if not finished:
+        return RunState(status, "running", error)
+    if isinstance(success, bool):
+        return RunState(status, "passed" if success else "failed", error)
+    passed = status in PASSED_STATUSES and not error
+    return RunState(status, "passed" if passed else "failed", error)
+
+
+def _workflow_outcome(status: str, data: dict[str, Any]) -> RunOutcome:
+    if status in PASSED_STATUSES:
+        return "failed" if data.get("failed_tests") else "passed"
+    return "failed" if status in TERMINAL else "running"
+
+
+def _text(value: Any) -> str | None:
+    return str(value).strip() or None if value not in (None, "") else None

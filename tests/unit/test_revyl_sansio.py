@@ -150,3 +150,40 @@ def test_report_urls():
     assert sansio.report_url("https://app.revyl.ai", "workflow", "e1").endswith(
         "/workflows/report?taskId=e1"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "outcome"),
+    [
+        ("test", {"status": "queued"}, "running"),
+        ("test", {"status": "running", "success": None}, "running"),
+        ("test", {"status": "running", "success": True}, "running"),  # not finished yet
+        ("test", {"status": "completed", "success": True}, "passed"),
+        ("test", {"status": "completed", "success": False}, "failed"),
+        ("test", {"status": "completed", "error_message": "boom"}, "failed"),
+        ("test", {"status": "completed"}, "passed"),
+        ("test", {"status": "COMPLETED", "error_message": ""}, "passed"),
+        ("test", {"status": "success"}, "passed"),  # legacy words
+        ("test", {"status": "failure"}, "failed"),
+        ("test", {"status": "timeout"}, "failed"),
+        ("test", {"status": "failed", "success": None}, "failed"),
+        ("test", {"status": "cancelled"}, "cancelled"),
+        ("test", {"success": False}, "failed"),  # no status, success set: finished
+        ("test", "not an object", "running"),
+        ("workflow", {"status": "completed", "failed_tests": 0}, "passed"),
+        ("workflow", {"status": "completed", "failed_tests": 1}, "failed"),
+        ("workflow", {"status": "setup"}, "running"),
+        ("workflow", {"status": "running"}, "running"),
+        ("workflow", {"status": "timeout"}, "failed"),
+        ("workflow", {"status": "cancelled"}, "cancelled"),
+    ],
+)
+def test_a_runs_state_follows_the_revyl_cli(kind, data, outcome):
+    state = sansio.read_run_state(kind, data)
+    assert state.outcome == outcome
+    assert state.finished == (outcome != "running")
+
+
+def test_a_runs_state_keeps_revyls_status_and_error():
+    state = sansio.read_run_state("test", {"status": "failed", "error_message": " login failed "})
+    assert (state.status, state.error) == ("failed", "login failed")

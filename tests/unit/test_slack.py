@@ -19,7 +19,6 @@ from relay.routing import plan_event
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.slack_blocks import (
     code,
-    pass_fail,
     routes_list,
     run_result,
     sections,
@@ -419,24 +418,6 @@ def test_long_answers_are_split_into_sections_under_slacks_limit():
     assert len(blocks) > 1
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks)
     assert sum(b["text"]["text"].count("line ") for b in blocks) == 100
-
-
-@pytest.mark.parametrize(
-    ("kind", "data", "verdict"),
-    [
-        ("test", {"status": "running", "success": None}, "running"),
-        ("test", {"status": "completed", "success": True}, "passed"),
-        ("test", {"status": "completed", "success": False}, "failed"),
-        ("test", {"status": "completed", "error_message": "boom"}, "failed"),
-        ("test", {"status": "completed"}, "passed"),
-        ("test", {"status": "timeout"}, "failed"),
-        ("workflow", {"status": "completed", "failed_tests": 0}, "passed"),
-        ("workflow", {"status": "completed", "failed_tests": 1}, "failed"),
-        ("workflow", {"status": "running"}, "running"),
-    ],
-)
-def test_pass_fail_follows_the_revyl_cli(kind, data, verdict):
-    assert pass_fail(kind, data) == verdict
 
 
 def test_status_result_has_status_progress_verdict_and_link():
