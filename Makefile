@@ -23,10 +23,12 @@ run: $(VENV)/.installed
 	set -a && . examples/local.env && set +a && \
 	$(PY) -m functions_framework --target relay_webhook --source main.py --host 127.0.0.1 --port $(PORT)
 
-## Lint, then the whole test suite (unit, end-to-end, Firestore emulator, faults, API schema).
+## Lint and type-check, then the whole test suite (unit, end-to-end, Firestore emulator, faults,
+## API schema).
 test: $(VENV)/.installed $(EMULATOR)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 ## The fault suite alone: every failure scenario, a table of answers and runs per target.
@@ -40,6 +42,7 @@ bench: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

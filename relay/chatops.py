@@ -24,14 +24,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from relay import answers
 from relay import slack_blocks as blocks
 from relay.answers import Answer
 from relay.config import AppRef, BuildSpec, Route
 from relay.errors import RelayError
-from relay.models import Build, Event, RelayResponse
+from relay.models import Build, Event, Platform, RelayResponse
 from relay.pipeline import Relay
 from relay.revyl import sansio
 from relay.revyl.sansio import Refused, RevylError
@@ -75,7 +75,8 @@ def plan_run(route: Route, wanted: str, *, source: str, actor: str) -> RunPlan |
     A UUID: that Revyl build for the tests; workflows, which pin builds by label, are left out.
     Anything else: a version label, looked up in the route's Revyl app (`lookup` or `ingest`).
     """
-    platform = route.when.platform if route.when.platform in ("ios", "android") else None
+    platform: Platform | None = "ios" if route.when.platform == "ios" else None
+    platform = "android" if route.when.platform == "android" else platform
     build = Build(source=source, system="slack", platform=platform, actor=actor)
     if not wanted:
         attached = route.model_copy(update={"build": BuildSpec()})
@@ -87,7 +88,7 @@ def plan_run(route: Route, wanted: str, *, source: str, actor: str) -> RunPlan |
                 f"{route.name} has only workflows, and workflows pin their build by version "
                 "label: give the label instead of a build id"
             )
-        notes = ()
+        notes: tuple[str, ...] = ()
         if route.workflows:
             notes = (
                 f"{len(route.workflows)} workflow(s) of {route.name} not started: workflows pin "
@@ -126,7 +127,7 @@ class Reply:
 class _Job:
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
+    result: Reply | None = None
     late: bool = False
 
 
@@ -386,7 +387,7 @@ class SlashCommands:
 
 def fetch_status(
     relay: Relay, token: str, deadline: float, execution_id: str
-) -> tuple[str, dict[str, Any]] | None:
+) -> tuple[Literal["test", "workflow"], dict[str, Any]] | None:
     """("test" | "workflow", Revyl's status answer), or None when Revyl knows neither.
 
     A `run` answer lists test and workflow executions alike, so a 404 from the test endpoint

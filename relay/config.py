@@ -97,7 +97,7 @@ class SourceSettings(Strict):
     """What every source has; a source type may extend it (`Settings` of its module)."""
 
     type: str
-    secret: SecretRef = Field(None, validate_default=True)  # type: ignore[assignment]
+    secret: SecretRef = Field(None, validate_default=True)  # None is refused by _secret_given
     # what a config without `secret` is told (a source type may say where its secret comes from)
     secret_hint: ClassVar[str] = AUTHENTICATION_HINT
 

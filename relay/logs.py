@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from typing import TextIO
 
 trace_context: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", default=None)
 
@@ -52,13 +53,16 @@ class JsonFormatter(logging.Formatter):
         return scrub(json.dumps(entry, default=str))
 
 
+class JsonHandler(logging.StreamHandler[TextIO]):
+    """The relay's own handler (set up once, however often the relay is loaded)."""
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     logger = logging.getLogger("relay")
-    if any(getattr(h, "relay_json", False) for h in logger.handlers):
+    if any(isinstance(h, JsonHandler) for h in logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = JsonHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
-    handler.relay_json = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from relay import answers
 from relay.answers import Answer
@@ -160,8 +160,8 @@ class Relay:
         claim_id = uuid.uuid4().hex
         claim = self._claim(event.key, claim_id)
         if claim.kind == "done":
-            executions = in_plan_order(plans, claim.executions)
-            return answers.finished(event, build, executions, duplicate=True)
+            recorded_before = in_plan_order(plans, claim.executions)
+            return answers.finished(event, build, recorded_before, duplicate=True)
         if claim.kind == "busy":
             raise InProgress(
                 f"event {event.key} is being handled by another delivery", event=event.key
@@ -279,7 +279,7 @@ class Relay:
     ) -> Execution:
         if revyl_build.failure:
             return not_started(target, revyl_build.failure)
-        on_build = {"build_version_id": revyl_build.version_id} if target.test_id else {}
+        version_id = revyl_build.version_id if target.test_id else None
         # retries of the start get a budget of their own, after however long the ingest took
         deadline = attempt.deadline(self.config.revyl.retry_deadline)
         try:
@@ -299,9 +299,9 @@ class Relay:
                 )
         except RevylError as exc:
             failed = not_started(target, Failure(exc.message, Cause.REVYL, exc.status))
-            update = {"outcome": "unknown"} if isinstance(exc, MaybeStarted) else {}
-            return failed.model_copy(update={**update, **on_build})
-        kind = "test" if target.test_id else "workflow"
+            outcome = "unknown" if isinstance(exc, MaybeStarted) else "failed"
+            return failed.model_copy(update={"outcome": outcome, "build_version_id": version_id})
+        kind: Literal["test", "workflow"] = "test" if target.test_id else "workflow"
         return Execution(
             route=target.route,
             test_id=target.test_id,
@@ -309,7 +309,7 @@ class Relay:
             execution_id=started.execution_id,
             status=started.status,
             report_url=sansio.report_url(self.config.revyl.app_url, kind, started.execution_id),
-            **on_build,
+            build_version_id=version_id,
         )
 
     @property

@@ -87,7 +87,8 @@ def pick_artifact(build: Build, asset_glob: str | None) -> Artifact | None:
         return next((a for a in build.artifacts if fnmatchcase(a.name, asset_glob)), None)
     kinds = INSTALLABLE_KINDS.get(build.platform or "", ())
     preferred = [a for a in build.artifacts if a.kind in kinds]
-    return (preferred or list(build.artifacts) or [None])[0]
+    candidates = preferred or list(build.artifacts)
+    return candidates[0] if candidates else None
 
 
 def plan_route(route: Route, build: Build, tests: tuple[str, ...] | None = None) -> RoutePlan:

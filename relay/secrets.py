@@ -12,7 +12,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from relay.config import SecretRef
 from relay.errors import SecretUnavailable
@@ -43,10 +43,10 @@ class SecretManagerBackend(SecretBackend):
 
     def __init__(self, endpoint: str | None = None) -> None:
         self.endpoint = endpoint
-        self._client = None
+        self._client: Any = None  # a SecretManagerServiceClient, imported on first use
         self._lock = threading.Lock()
 
-    def _get_client(self):  # noqa: ANN202 - the client type is imported lazily
+    def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:
                 from google.cloud import secretmanager
@@ -71,7 +71,7 @@ class SecretManagerBackend(SecretBackend):
         answer = self._get_client().access_secret_version(
             name=resource, retry=retry, timeout=FETCH_TIMEOUT
         )
-        return answer.payload.data.decode("utf-8")
+        return str(answer.payload.data.decode("utf-8"))
 
 
 class Secrets:

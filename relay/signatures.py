@@ -7,10 +7,11 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Callable
+from typing import Any
 
 from relay.errors import Unauthorized
 
-Digest = Callable[[], "hashlib._Hash"]
+Digest = str | Callable[[], Any]  # a hashlib name ("sha256") or constructor, as hmac.new takes
 
 
 def _as_bytes(value: str) -> bytes:

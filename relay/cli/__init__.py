@@ -18,12 +18,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from relay.cli.common import CliError
 from relay.errors import ConfigError, RelayError
-
-
-class CliError(Exception):
-    """A mistake the user can fix: printed as one line on stderr, exit 1."""
-
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -164,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.getLogger("relay").addHandler(logging.NullHandler())  # errors are reported here
     try:
-        return args.run(args)
+        return int(args.run(args))
     except (CliError, ConfigError, RelayError) as exc:
         print(f"relay: {_message(exc)}", file=sys.stderr)
         return 1

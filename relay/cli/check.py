@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from pathlib import Path
 
 from relay.cli.common import load, refs_by_secret, table
@@ -40,8 +40,8 @@ def shown_path(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
-def _count(items: object, noun: str) -> str:
-    n = len(items)  # type: ignore[arg-type]
+def _count(items: Sized, noun: str) -> str:
+    n = len(items)
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 

@@ -6,10 +6,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from relay.cli import CliError
 from relay.config import RelayConfig, SecretRef, config_path, secret_refs
 from relay.plugins import load_config
 from relay.sources import Source, build_source
+
+
+class CliError(Exception):
+    """A mistake the user can fix: printed as one line on stderr, exit 1."""
 
 
 def load(path: Path | None) -> tuple[Path, RelayConfig]:

@@ -73,7 +73,7 @@ def offline() -> Iterator[Recorder]:
         )
         raise requests.ConnectionError("simulate makes no network calls")
 
-    HTTPAdapter.send = refuse  # type: ignore[method-assign]
+    HTTPAdapter.send = refuse  # type: ignore[method-assign,assignment]
     try:
         yield recorder
     finally:

@@ -9,8 +9,7 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
-from relay.cli import CliError
-from relay.cli.common import load, read_payload, source_named
+from relay.cli.common import CliError, load, read_payload, source_named
 from relay.config import RelayConfig, SecretRef
 from relay.errors import RelayError
 

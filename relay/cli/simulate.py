@@ -20,8 +20,7 @@ from typing import Any
 
 from relay import answers
 from relay.answers import Answer
-from relay.cli import CliError
-from relay.cli.common import load, read_payload, source_named
+from relay.cli.common import CliError, load, read_payload, source_named
 from relay.cli.offline import OfflineSecrets, offline
 from relay.config import Match, RelayConfig, Route, token_is_set
 from relay.errors import RelayError

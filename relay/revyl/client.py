@@ -73,7 +73,7 @@ class RevylClient(ABC):
     @staticmethod
     def _backoff(attempt: int, retry_after: float | None) -> float:
         """Jittered exponential backoff, or Retry-After (capped) when Revyl asks for longer."""
-        exponential = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+        exponential = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))
         jittered = exponential * (0.5 + random.random() / 2)
         return max(jittered, min(RETRY_AFTER_CAP, retry_after or 0.0))
 
@@ -152,7 +152,7 @@ class RequestsRevylClient(RevylClient):
         self, request: ApiRequest, token: str, timeout: tuple[float, float]
     ) -> tuple[int, Mapping[str, str], bytes]:
         requests = self._requests
-        headers = {
+        headers: dict[str, str | bytes] = {
             "Authorization": f"Bearer {token}",
             "User-Agent": "revyl-relay",
             **{name: value.encode() for name, value in request.headers.items()},  # UTF-8

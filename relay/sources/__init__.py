@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import cast
 
 from relay.config import SourceSettings
 from relay.sources.base import (
@@ -81,7 +82,7 @@ def source_class(source_type: str) -> type[Source]:
     for candidate in vars(module).values():
         is_source = isinstance(candidate, type) and issubclass(candidate, Source)
         if is_source and getattr(candidate, "type", None) == source_type:
-            return candidate
+            return cast(type[Source], candidate)
     raise ValueError(f"module {module.__name__} defines no Source with type {source_type!r}")
 
 

@@ -64,7 +64,7 @@ class SourceApi:
         with answer:
             location = answer.headers.get("Location")
             if answer.status_code in (301, 302, 303, 307, 308) and location:
-                return location
+                return str(location)
             if 200 <= answer.status_code < 300:
                 return None
             self.decipher(answer.status_code, answer.content)  # raises for an error status

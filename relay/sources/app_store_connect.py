@@ -210,7 +210,7 @@ class AppStoreConnectSource(HmacSignedSource):
         self.api = AscApi("App Store Connect", api.url, api.timeout) if api else None
 
     signature_header = SIGNATURE_HEADER
-    digest = hashlib.sha256
+    digest = "sha256"
     prefix = "hmacsha256="
     missing_signature = f"missing {SIGNATURE_HEADER} header"
 

@@ -10,9 +10,10 @@ assembled (`relay.wiring`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from relay.config import SourceSettings
 from relay.errors import BadRequest
@@ -52,7 +53,7 @@ class Source:
     """One configured source (`sources.<name>` in the config)."""
 
     type: ClassVar[str]
-    Settings: ClassVar[type[SourceSettings]] = SourceSettings
+    Settings: ClassVar[builtins.type[SourceSettings]] = SourceSettings
     # where the sender is told the relay's URL ({url}): deploy.sh prints it after a deploy
     wiring_hint: ClassVar[str] = "POST its webhooks to {url}"
 
@@ -93,7 +94,7 @@ class HmacSignedSource(Source):
     Bitrise, App Store Connect): the subclass names the header, digest and prefix."""
 
     signature_header: ClassVar[str]
-    digest: ClassVar[Callable[[], Any]]
+    digest: ClassVar[str]  # hashlib name: sha1, sha256
     prefix: ClassVar[str]
     missing_signature: ClassVar[str]  # what to tell a sender whose delivery has no signature
 

@@ -15,7 +15,6 @@ right before Revyl ingests it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -163,7 +162,7 @@ class BitriseSource(HmacSignedSource):
     Settings = BitriseSettings
     settings: BitriseSettings
     signature_header = SIGNATURE_HEADER
-    digest = hashlib.sha256
+    digest = "sha256"
     prefix = "sha256="
     missing_signature = (
         "missing Bitrise-Hook-Signature header (set a secret on the Bitrise webhook)"

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from relay.config import SourceSettings
 from relay.errors import BadRequest, UnprocessableBuild, UpstreamError
-from relay.models import Artifact, Build, Event
+from relay.models import Artifact, Build, Event, Platform
 from relay.secrets import SecretReader
 from relay.sources._api import ApiSettings, SourceApi
 from relay.sources.base import ArtifactLink, Delivery, StandardWebhookSource
@@ -60,7 +60,7 @@ def read_artifact(item: Any) -> Artifact | None:
     return Artifact(name=name, url=url, kind=kind or None)
 
 
-def link_platform(item: Any) -> str | None:
+def link_platform(item: Any) -> Platform | None:
     """The platform a link is an app for, by its file type or Codemagic's `type`."""
     artifact = read_artifact(item)
     if artifact is None:
@@ -113,13 +113,13 @@ class CodemagicSource(StandardWebhookSource):
         only = platforms.pop() if len(platforms) == 1 else None
         platform = read_platform(payload.get("platform")) or only
         # the entry whose bundleId and versionName describe the build: its platform's app
-        main = next(
+        main: dict[str, Any] = next(
             (i for i in links if link_platform(i) and platform in (None, link_platform(i))), {}
         )
         return Build(
             source=self.name,
             system="codemagic",
-            platform=platform,  # type: ignore[arg-type]
+            platform=platform,
             app=text(main.get("bundleId")),
             version=text(main.get("versionName")),
             build_number=text(payload.get("buildNumber")),

@@ -6,7 +6,6 @@ only terminal states and retries on any answer outside 200-399.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from relay.errors import BadRequest
@@ -22,7 +21,7 @@ class EasSource(HmacSignedSource):
     wiring_hint = "eas webhook:create --event BUILD --url {url} --secret <its secret>"
 
     signature_header = "expo-signature"
-    digest = hashlib.sha1
+    digest = "sha1"
     prefix = "sha1="
     missing_signature = "missing expo-signature header (give the EAS webhook a secret)"
 

@@ -18,7 +18,6 @@ whether the hook sends JSON or form-encoded `payload=<json>`. The event key is
 
 from __future__ import annotations
 
-import hashlib
 import re
 from fnmatch import fnmatchcase
 from typing import Any
@@ -166,7 +165,7 @@ class GitHubSource(HmacSignedSource):
     # pure steps
 
     signature_header = "X-Hub-Signature-256"
-    digest = hashlib.sha256
+    digest = "sha256"
     prefix = "sha256="
     missing_signature = (
         "missing X-Hub-Signature-256: give the GitHub hook a Secret (the relay's "
@@ -213,7 +212,7 @@ class GitHubSource(HmacSignedSource):
         build = Build(
             source=self.name,
             system="github-actions",
-            platform=platform_from_words(name, text(run.get("path"))),  # type: ignore[arg-type]
+            platform=platform_from_words(name, text(run.get("path"))),
             commit=text(run.get("head_sha")),
             branch=text(run.get("head_branch")),
             pr_number=_pr_number(run),
@@ -245,7 +244,7 @@ class GitHubSource(HmacSignedSource):
         build = Build(
             source=self.name,
             system="github",
-            platform=platform_of_artifacts(artifacts),  # type: ignore[arg-type]
+            platform=platform_of_artifacts(artifacts),
             version=tag,
             commit=target if is_sha else None,
             branch=None if is_sha else target,

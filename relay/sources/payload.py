@@ -14,6 +14,8 @@ from typing import Any, cast
 from relay.errors import BadRequest
 from relay.models import Artifact, Platform
 
+PLATFORMS: tuple[Platform, ...] = ("ios", "android")
+
 
 def text(value: Any) -> str | None:
     """A payload value as a non-empty string, or None (numbers become strings)."""
@@ -62,22 +64,28 @@ def artifact_kind(name: str) -> str | None:
     return None
 
 
-KIND_PLATFORMS = {"apk": "android", "aab": "android", "ipa": "ios", "app": "ios", "tar.gz": "ios"}
+KIND_PLATFORMS: dict[str, Platform] = {
+    "apk": "android",
+    "aab": "android",
+    "ipa": "ios",
+    "app": "ios",
+    "tar.gz": "ios",
+}
 
 
-def platform_of_artifacts(artifacts: Iterable[Artifact]) -> str | None:
+def platform_of_artifacts(artifacts: Iterable[Artifact]) -> Platform | None:
     """The one platform the artifacts' file types say (`.apk` android, `.ipa` ios), else None.
     A `.zip` says nothing: it may hold a simulator `.app` or be a CI's wrapper around anything."""
     found = {KIND_PLATFORMS[a.kind] for a in artifacts if a.kind in KIND_PLATFORMS}
     return found.pop() if len(found) == 1 else None
 
 
-def platform_from_words(*names: str | None) -> str | None:
+def platform_from_words(*names: str | None) -> Platform | None:
     """`Build Android preview` → android, `ios_release.yml` → ios; None if neither or both."""
     words: set[str] = set()
     for name in names:
         words |= set(re.split(r"[^a-z0-9]+", (name or "").lower()))
-    found = {p for p in ("ios", "android") if p in words}
+    found: set[Platform] = {p for p in PLATFORMS if p in words}
     return found.pop() if len(found) == 1 else None
 
 

@@ -19,7 +19,6 @@ This module is the source: the form, its signature and the event (pure). What a 
 from __future__ import annotations
 
 import hashlib
-from typing import ClassVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -99,7 +98,7 @@ def read_form(body: bytes) -> SlashCommand:
 class SlackSource(Source):
     type = "slack"
     wiring_hint = "your Slack app's Slash Commands: Request URL {url}"
-    Settings: ClassVar[type[SourceSettings]] = SlackSettings
+    Settings = SlackSettings
     settings: SlackSettings
 
     # bytes in
