@@ -321,5 +321,5 @@ def test_a_source_without_a_signing_secret_refuses_to_start(start_relay, revyl_y
 
 
 def test_the_docs_show_the_very_snippet_that_is_tested():
-    docs = (REPO / "README.md").read_text()
+    docs = (REPO / "docs" / "sources" / "codemagic.md").read_text()
     assert SNIPPET.read_text() in docs

@@ -1,4 +1,4 @@
-"""A fake Revyl backend on loopback (see /work/shared/reference/revyl-api.md).
+"""A fake Revyl backend on loopback: the endpoints the relay calls, shaped as Revyl documents them.
 
 Endpoints (paths under /api/v1):
 
