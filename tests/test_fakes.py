@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import signal
 import subprocess
 import sys
@@ -17,8 +18,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
-from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
-from tests.fakes.revyl import (
+from relay.sandbox.fakes.revyl import (
     EXECUTE_TEST_PATH,
     EXECUTE_WORKFLOW_PATH,
     TEST_STATUS_PATH,
@@ -29,7 +29,8 @@ from tests.fakes.revyl import (
     Status,
     closed_port_url,
 )
-from tests.fakes.secret_manager import FakeSecretManager, crc32c
+from relay.sandbox.fakes.secret_manager import FakeSecretManager, crc32c
+from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
 from tests.support.function_process import REPO_ROOT, FunctionProcess, FunctionProcessError
 
 APP = "6f1c2a5e-0000-4000-8000-000000000001"
@@ -50,6 +51,25 @@ def http() -> Iterator[requests.Session]:
 
 def execute(http: requests.Session, revyl: FakeRevyl, **kwargs: float) -> requests.Response:
     return http.post(revyl.url + EXECUTE_TEST_PATH, json={"test_id": "t-1"}, **kwargs)
+
+
+# --- relay.sandbox stays out of the deployed function ------------------------------------
+
+
+def test_the_runtime_never_imports_the_sandbox():
+    relay = REPO_ROOT / "relay"
+    importers = []
+    for source in [REPO_ROOT / "main.py", *relay.rglob("*.py")]:
+        if (relay / "sandbox") in source.parents:
+            continue
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "", *(f"{node.module}.{a.name}" for a in node.names)]
+            if any(name.startswith("relay.sandbox") for name in names):
+                importers.append(str(source.relative_to(REPO_ROOT)))
+    assert importers == []
+    assert "relay/sandbox/" in (REPO_ROOT / ".gcloudignore").read_text().splitlines()
 
 
 # --- FakeRevyl: endpoints --------------------------------------------------------------
@@ -218,9 +238,9 @@ def test_stopped_fake_and_closed_port_refuse_connections(http):
 @pytest.mark.parametrize(
     ("module", "args", "path"),
     [
-        ("tests.fakes.revyl", ["--latency", "0.01"], EXECUTE_TEST_PATH),
+        ("relay.sandbox.fakes.revyl", ["--latency", "0.01"], EXECUTE_TEST_PATH),
         (
-            "tests.fakes.secret_manager",
+            "relay.sandbox.fakes.secret_manager",
             ["--set", "revyl-api-key=rev_test"],
             f"/v1/{SECRET}:access",
         ),

@@ -16,6 +16,8 @@ from relay.errors import (
     UpstreamError,
 )
 from relay.models import Event
+from relay.sandbox.fakes._http import Reply, json_reply
+from relay.sandbox.fakes.asc_api import ISSUER_ID, KEY_ID, FakeAppStoreConnect, new_key
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.sources import Delivery, build_source
 from relay.sources.app_store_connect import (
@@ -27,8 +29,6 @@ from relay.sources.app_store_connect import (
     pem_key,
     read_asc_build,
 )
-from tests.fakes._http import Reply, json_reply
-from tests.fakes.asc_api import ISSUER_ID, KEY_ID, FakeAppStoreConnect, new_key
 from tests.payloads import payload
 
 SECRET = "test-asc-secret"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply
+from relay.sandbox.fakes._http import FakeHTTPServer, RecordedCall, Reply
 
 PATH_PREFIX = "/commands/T0001/"
 

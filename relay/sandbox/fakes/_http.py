@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.support.net import LOOPBACK, Service
+from relay.sandbox.net import LOOPBACK, Service
 
 
 @dataclass

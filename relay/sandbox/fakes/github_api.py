@@ -22,7 +22,7 @@ import itertools
 import re
 from typing import Any
 
-from tests.fakes._http import FakeApi, RecordedCall, Reply, json_reply
+from relay.sandbox.fakes._http import FakeApi, RecordedCall, Reply, json_reply
 
 DOCS = "https://docs.github.com/rest"
 DOWNLOAD_HOST = "https://productionresultssa1.blob.core.windows.net"

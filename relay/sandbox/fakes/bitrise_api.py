@@ -20,7 +20,7 @@ import re
 import threading
 from typing import Any
 
-from tests.fakes._http import FakeApi, RecordedCall, Reply, json_reply
+from relay.sandbox.fakes._http import FakeApi, RecordedCall, Reply, json_reply
 
 TOKEN = "bitrise-pat-test-31f9c0"
 _BUILD = re.compile(

@@ -1,4 +1,4 @@
-"""A fake Revyl backend on loopback (see /work/shared/reference/revyl-api.md).
+"""A fake Revyl backend on loopback (shapes from Revyl's API reference and its CLI's OpenAPI).
 
 Endpoints (paths under /api/v1):
 
@@ -20,7 +20,7 @@ matching request; `fail_always(path_part, behaviour)` applies until `reset()`.
 Scripted faults take precedence over auth and routing. `RecordedCall.started` tells
 whether the fake really processed the request (e.g. created a run) — see `started()`.
 
-Run as a process: python -m tests.fakes.revyl --port 0 --latency 0.1 [--token T]
+Run as a process: python -m relay.sandbox.fakes.revyl --port 0 --latency 0.1 [--token T]
 prints `READY http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT.
 """
 
@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-from tests.fakes._http import (
+from relay.sandbox.fakes._http import (
     RESET,
     FakeHTTPServer,
     RecordedCall,
@@ -45,7 +45,7 @@ from tests.fakes._http import (
     json_reply,
     run_until_signal,
 )
-from tests.support.net import LOOPBACK, closed_port_url
+from relay.sandbox.net import LOOPBACK, closed_port_url
 
 __all__ = [
     "EXECUTE_TEST_PATH",
@@ -564,7 +564,7 @@ def _workflow_status(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.revyl", description="Serve a fake Revyl API."
+        prog="python -m relay.sandbox.fakes.revyl", description="Serve a fake Revyl API."
     )
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=0)

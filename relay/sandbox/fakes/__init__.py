@@ -1,0 +1,1 @@
+"""The loopback fakes; `_http` holds the machinery they share (FakeHTTPServer, FakeApi)."""
