@@ -383,3 +383,79 @@ def test_function_process_reports_a_failed_start(tmp_path: Path):
     (tmp_path / "main.py").write_text("raise SystemExit('missing configuration XYZ')\n")
     with pytest.raises(FunctionProcessError, match="missing configuration XYZ"):
         FunctionProcess(cwd=tmp_path).start()
+
+
+# --- FakeRevyl: run lifecycle (one step per status GET) ---------------------------------------
+
+
+def poll_test(http: requests.Session, revyl: FakeRevyl, task_id: str) -> dict:
+    return http.get(revyl.url + TEST_STATUS_PATH, params={"task_id": task_id}).json()
+
+
+def poll_workflow(http: requests.Session, revyl: FakeRevyl, task_id: str) -> dict:
+    return http.get(f"{revyl.url}/api/v1/workflows/status/{task_id}").json()
+
+
+def start(http: requests.Session, revyl: FakeRevyl, path: str, **body: str) -> str:
+    return http.post(revyl.url + path, json=body).json()["task_id"]
+
+
+def test_runs_pass_on_their_second_poll_by_default(revyl, http):
+    test = start(http, revyl, EXECUTE_TEST_PATH, test_id="t-1")
+    assert revyl.execution(test)["status"]["status"] == "queued"
+    first, second = poll_test(http, revyl, test), poll_test(http, revyl, test)
+    assert (first["status"], first["success"], first["progress"]) == ("running", None, 40.0)
+    assert (second["status"], second["success"], second["progress"]) == ("completed", True, 100.0)
+    assert second["completed_at"] is not None
+    assert second["steps_completed"] == second["total_steps"]
+    assert poll_test(http, revyl, test) == second  # the last step repeats exactly
+    assert revyl.polls(test) == 3
+
+    workflow = start(http, revyl, EXECUTE_WORKFLOW_PATH, workflow_id="w-1")
+    assert poll_workflow(http, revyl, workflow)["status"] == "running"
+    done = poll_workflow(http, revyl, workflow)
+    assert (done["status"], done["completed_tests"], done["total_tests"]) == ("completed", 1, 1)
+    assert (done["passed_tests"], done["failed_tests"]) == (1, 0)
+
+
+def test_scripted_test_and_workflow_runs(revyl, http):
+    failure = ("completed", {"success": False, "error_message": "login-flow failed"})
+    revyl.script_test("t-login", ["queued", "running", failure])
+    three_tests, one_failed = {"total_tests": 3}, {"failed_tests": 1}
+    revyl.script_workflow(
+        "w-nightly", [("queued", three_tests), "setup", "running", ("completed", one_failed)]
+    )
+    test = start(http, revyl, EXECUTE_TEST_PATH, test_id="t-login")
+    other = start(http, revyl, EXECUTE_TEST_PATH, test_id="t-other")
+    answers = [poll_test(http, revyl, test) for _ in range(4)]
+    assert [a["status"] for a in answers] == ["queued", "running", "completed", "completed"]
+    assert answers[0]["started_at"] is None
+    assert answers[1]["started_at"] is not None
+    assert (answers[3]["success"], answers[3]["error_message"]) == (False, "login-flow failed")
+    assert poll_test(http, revyl, other)["status"] == "running"  # the default script
+
+    workflow = start(http, revyl, EXECUTE_WORKFLOW_PATH, workflow_id="w-nightly")
+    statuses = [poll_workflow(http, revyl, workflow) for _ in range(4)]
+    assert [s["status"] for s in statuses] == ["queued", "setup", "running", "completed"]
+    last = statuses[-1]
+    assert (last["total_tests"], last["completed_tests"]) == (3, 3)
+    assert (last["passed_tests"], last["failed_tests"]) == (2, 1)
+
+    revyl.script_run(test, ["cancelled"])
+    cancelled = poll_test(http, revyl, test)
+    assert (cancelled["status"], cancelled["success"]) == ("cancelled", None)
+    with pytest.raises(ValueError, match="at least one step"):
+        revyl.script_test("t-empty", [])
+
+
+def test_set_status_holds_a_run_and_faults_do_not_advance_it(revyl, http):
+    test = start(http, revyl, EXECUTE_TEST_PATH, test_id="t-1")
+    revyl.set_status(test, status="running", progress=70.0)
+    held = [poll_test(http, revyl, test) for _ in range(3)]
+    assert {(answer["status"], answer["progress"]) for answer in held} == {("running", 70.0)}
+
+    other = start(http, revyl, EXECUTE_TEST_PATH, test_id="t-2")
+    revyl.fail(TEST_STATUS_PATH, Status(503))
+    assert http.get(revyl.url + TEST_STATUS_PATH, params={"task_id": other}).status_code == 503
+    assert revyl.polls(other) == 0
+    assert poll_test(http, revyl, other)["status"] == "running"  # still the first step
