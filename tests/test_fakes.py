@@ -11,13 +11,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import google.auth.transport.requests
 import pytest
 import requests
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import secretmanager
+from google.auth.exceptions import GoogleAuthError
+from google.cloud import secretmanager, tasks_v2
+from google.oauth2 import id_token
+from google.protobuf import timestamp_pb2
 
+from relay.sandbox.fakes._http import FakeHTTPServer, RecordedCall, Reply
+from relay.sandbox.fakes.cloud_tasks import FakeCloudTasks
+from relay.sandbox.fakes.oidc import OidcIssuer, SigningKey
 from relay.sandbox.fakes.revyl import (
     EXECUTE_TEST_PATH,
     EXECUTE_WORKFLOW_PATH,
@@ -459,3 +466,177 @@ def test_set_status_holds_a_run_and_faults_do_not_advance_it(revyl, http):
     assert http.get(revyl.url + TEST_STATUS_PATH, params={"task_id": other}).status_code == 503
     assert revyl.polls(other) == 0
     assert poll_test(http, revyl, other)["status"] == "running"  # still the first step
+
+
+# --- OidcIssuer and FakeCloudTasks with the real google-cloud-tasks client ----------------
+
+SERVICE_ACCOUNT = "relay-tasks@demo.iam.gserviceaccount.com"
+
+
+class Target(FakeHTTPServer):
+    """A task handler: answers `statuses` in order (then 200), each after `delay` seconds."""
+
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0) -> None:
+        super().__init__()
+        self.statuses = list(statuses or [])
+        self.delay = delay
+
+    def handle(self, call: RecordedCall) -> Reply:
+        with self._lock:
+            status = self.statuses.pop(0) if self.statuses else 200
+        return Reply(status=status, body=b"{}", delay=self.delay)
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[OidcIssuer]:
+    with OidcIssuer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    with Target() as fake:
+        yield fake
+
+
+def tasks_client(fake: FakeCloudTasks) -> tasks_v2.CloudTasksClient:
+    return tasks_v2.CloudTasksClient(
+        transport="rest",
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=fake.url),
+    )
+
+
+def http_task(url: str, name: str = "", delay: float = 0.0, **oidc: str) -> tasks_v2.Task:
+    schedule = timestamp_pb2.Timestamp()
+    schedule.FromSeconds(int(time.time() + delay))
+    return tasks_v2.Task(
+        name=name,
+        schedule_time=schedule,
+        http_request=tasks_v2.HttpRequest(
+            url=url,
+            http_method=tasks_v2.HttpMethod.POST,
+            headers={"Content-Type": "application/json"},
+            body=b'{"execution_id": "e-1"}',
+            oidc_token=tasks_v2.OidcToken(service_account_email=SERVICE_ACCOUNT, **oidc),
+        ),
+    )
+
+
+def verify(token: str, audience: str, issuer: OidcIssuer) -> dict:
+    request = google.auth.transport.requests.Request()
+    return id_token.verify_token(token, request, audience=audience, certs_url=issuer.certs_url)
+
+
+def test_a_task_is_created_by_the_real_client_and_dispatched_with_a_token(issuer, target):
+    with FakeCloudTasks(issuer) as tasks:
+        client = tasks_client(tasks)
+        queue = client.queue_path("demo", "europe-west1", "verdicts")
+        name = client.task_path("demo", "europe-west1", "verdicts", "poll-abc-1")
+        created = client.create_task(parent=queue, task=http_task(target.url + "/follow", name))
+        assert created.name == name
+        assert created.http_request.body == b""  # BASIC view, as Cloud Tasks answers
+        assert tasks.wait_idle(10)
+
+        with pytest.raises(gexc.Conflict):
+            client.create_task(parent=queue, task=http_task(target.url + "/follow", name))
+        unnamed = client.create_task(parent=queue, task=http_task(target.url, delay=3600))
+        assert unnamed.name.startswith(queue + "/tasks/")
+
+    (call,) = target.calls
+    assert (call.method, call.path, call.body) == ("POST", "/follow", b'{"execution_id": "e-1"}')
+    assert call.headers["content-type"] == "application/json"
+    assert call.headers["x-cloudtasks-queuename"] == "verdicts"
+    assert call.headers["x-cloudtasks-taskname"] == "poll-abc-1"
+    assert call.headers["x-cloudtasks-taskretrycount"] == "0"
+    assert call.headers["x-cloudtasks-taskexecutioncount"] == "0"
+    assert float(call.headers["x-cloudtasks-tasketa"]) == created.schedule_time.timestamp()
+    token = call.headers["authorization"].removeprefix("Bearer ")
+    claims = verify(token, target.url + "/follow", issuer)  # audience defaults to the url
+    assert (claims["iss"], claims["email"], claims["email_verified"]) == (
+        "https://accounts.google.com",
+        SERVICE_ACCOUNT,
+        True,
+    )
+    with pytest.raises(ValueError, match="audience"):
+        verify(token, "https://elsewhere.example/follow", issuer)
+    assert tasks.conflicts == [name]
+    assert tasks.counts()["created"] == 2
+
+
+def test_forged_and_expired_tokens_do_not_verify(issuer):
+    audience = "https://relay.example/follow"
+    assert verify(issuer.mint(audience, SERVICE_ACCOUNT), audience, issuer)["sub"]
+    refused = {
+        "Could not verify token signature": {"signer": issuer.impostor()},
+        "Certificate for key id .* not found": {"signer": SigningKey.generate()},
+        "Token expired": {"lifetime": -600},
+    }
+    for reason, options in refused.items():
+        with pytest.raises(GoogleAuthError, match=reason):
+            verify(issuer.mint(audience, SERVICE_ACCOUNT, **options), audience, issuer)
+    other = issuer.mint(audience, SERVICE_ACCOUNT, issuer="https://evil.example")
+    assert verify(other, audience, issuer)["iss"] == "https://evil.example"  # the caller checks
+
+
+def test_failed_and_timed_out_deliveries_are_retried_then_dropped(issuer):
+    with (
+        Target(statuses=[500, 404, 200]) as target,
+        FakeCloudTasks(issuer, min_backoff=0.01, max_backoff=0.05) as tasks,
+    ):
+        client = tasks_client(tasks)
+        queue = client.queue_path("demo", "l", "q")
+        created = client.create_task(parent=queue, task=http_task(target.url, audience="aud-1"))
+        assert tasks.wait_idle(10)
+        attempts = tasks.attempts_for(created.name)
+        assert [(a.attempt, a.status) for a in attempts] == [(1, 500), (2, 404), (3, 200)]
+        headers = [call.headers for call in target.calls]
+        assert [h["x-cloudtasks-taskretrycount"] for h in headers] == ["0", "1", "2"]
+        assert [h["x-cloudtasks-taskexecutioncount"] for h in headers] == ["0", "0", "1"]
+        assert headers[2]["x-cloudtasks-taskpreviousresponse"] == "404"
+        assert verify(headers[0]["authorization"][7:], "aud-1", issuer)["aud"] == "aud-1"
+
+        with pytest.raises(gexc.Conflict):  # executed: the name stays taken
+            client.create_task(parent=queue, task=http_task(target.url, created.name))
+
+    with (
+        Target(delay=1.0) as slow,
+        FakeCloudTasks(issuer, min_backoff=0.01, max_attempts=2, dispatch_timeout=0.2) as tasks,
+    ):
+        tasks_client(tasks).create_task(parent=queue, task=http_task(slow.url))
+        assert tasks.wait_idle(10)
+        assert [(a.status, a.error) for a in tasks.attempts] == [(None, "ReadTimeout")] * 2
+        assert len(tasks.gave_up) == 1
+
+
+def test_duplicate_deliveries_pause_max_delay_get_and_delete(issuer, target):
+    with FakeCloudTasks(issuer, deliver_twice=1, max_delay=0.0, paused=True) as tasks:
+        client = tasks_client(tasks)
+        queue = client.queue_path("demo", "l", "q")
+        first = client.create_task(parent=queue, task=http_task(target.url, delay=3600))
+        second = client.create_task(parent=queue, task=http_task(target.url, delay=3600))
+        assert not tasks.wait_idle(0.2)  # paused: nothing goes out
+        assert tasks.pending() == [first.name, second.name]
+        assert client.get_task(name=first.name).name == first.name
+        tasks.resume()
+        assert tasks.wait_idle(10)  # max_delay=0: no waiting for the hour
+        deliveries = [(a.task, a.duplicate) for a in tasks.attempts]
+        assert sorted(deliveries) == sorted(
+            [(first.name, False), (first.name, True), (second.name, False), (second.name, True)]
+        )
+        assert tasks.counts()["duplicates"] == 2
+        assert {task.duplicate for task in tasks.created} == {"concurrent", "after"}
+        with pytest.raises(gexc.NotFound):
+            client.get_task(name=first.name)
+
+    with FakeCloudTasks(issuer, retention=0.0) as tasks:
+        client = tasks_client(tasks)
+        queue = client.queue_path("demo", "l", "q")
+        name = f"{queue}/tasks/later"
+        client.create_task(parent=queue, task=http_task(target.url, name, delay=3600))
+        client.delete_task(name=name)
+        assert tasks.wait_idle(1)
+        client.create_task(parent=queue, task=http_task(target.url, name, delay=3600))
+        assert tasks.pending() == [name]
+        with pytest.raises(gexc.BadRequest):
+            client.create_task(parent=queue, task=http_task(target.url, f"{queue}/tasks/a.b"))
