@@ -24,6 +24,7 @@ from google.protobuf import timestamp_pb2
 
 from relay.sandbox.fakes._http import FakeHTTPServer, RecordedCall, Reply
 from relay.sandbox.fakes.cloud_tasks import FakeCloudTasks
+from relay.sandbox.fakes.github_api import FakeGitHubApi, github_error
 from relay.sandbox.fakes.oidc import OidcIssuer, SigningKey
 from relay.sandbox.fakes.revyl import (
     EXECUTE_TEST_PATH,
@@ -640,3 +641,41 @@ def test_duplicate_deliveries_pause_max_delay_get_and_delete(issuer, target):
         assert tasks.pending() == [name]
         with pytest.raises(gexc.BadRequest):
             client.create_task(parent=queue, task=http_task(target.url, f"{queue}/tasks/a.b"))
+
+
+# --- GitHub commit statuses --------------------------------------------------------------------
+
+SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
+
+
+def test_github_commit_statuses(http):
+    with FakeGitHubApi(token="ghp_statuses") as github:
+        url = f"{github.url}/repos/acme/app/statuses/{SHA}"
+        http.headers["Authorization"] = "Bearer ghp_statuses"
+        status = {
+            "state": "failure",
+            "target_url": "https://app.revyl.ai/r",
+            "context": "revyl/ios",
+        }
+        created = http.post(url, json={**status, "description": "login-flow failed"})
+        assert created.status_code == 201
+        assert created.json()["state"] == "failure"
+        assert created.json()["context"] == "revyl/ios"
+        too_long = http.post(url, json={**status, "description": "x" * 141})
+        assert too_long.status_code == 422
+        assert too_long.json()["errors"][0]["field"] == "description"
+        assert http.post(url, json={**status, "state": "passed"}).status_code == 422
+        assert http.post(url, json={**status, "state": "success"}).status_code == 201
+        assert [s["state"] for s in github.statuses("acme/app", SHA)] == ["failure", "success"]
+        listed = http.get(f"{github.url}/repos/acme/app/commits/{SHA}/statuses").json()
+        assert [s["state"] for s in listed] == ["success", "failure"]
+
+        github.unknown_shas.add("0" * 40)
+        unknown = http.post(f"{github.url}/repos/acme/app/statuses/{'0' * 40}", json=status)
+        assert unknown.status_code == 422
+        github.fail("/statuses/", github_error(429, retry_after=3), times=1)
+        limited = http.post(url, json=status)
+        assert (limited.status_code, limited.headers["Retry-After"]) == (429, "3")
+        assert http.post(url, json=status).status_code == 201
+        refused = http.post(url, json=status, headers={"Authorization": "Bearer nope"})
+        assert (refused.status_code, refused.json()["message"]) == (401, "Bad credentials")
