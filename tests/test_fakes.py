@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import google.auth.transport.requests
@@ -21,6 +21,9 @@ from google.auth.exceptions import GoogleAuthError
 from google.cloud import secretmanager, tasks_v2
 from google.oauth2 import id_token
 from google.protobuf import timestamp_pb2
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web import SlackResponse
 
 from relay.sandbox.fakes._http import FakeHTTPServer, RecordedCall, Reply
 from relay.sandbox.fakes.cloud_tasks import FakeCloudTasks
@@ -38,6 +41,8 @@ from relay.sandbox.fakes.revyl import (
     closed_port_url,
 )
 from relay.sandbox.fakes.secret_manager import FakeSecretManager, crc32c
+from relay.sandbox.fakes.slack_api import FakeSlackApi
+from relay.sandbox.fakes.slack_response_url import FakeSlackResponseUrl
 from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
 from tests.support.function_process import REPO_ROOT, FunctionProcess, FunctionProcessError
 
@@ -641,6 +646,91 @@ def test_duplicate_deliveries_pause_max_delay_get_and_delete(issuer, target):
         assert tasks.pending() == [name]
         with pytest.raises(gexc.BadRequest):
             client.create_task(parent=queue, task=http_task(target.url, f"{queue}/tasks/a.b"))
+
+
+# --- FakeSlackApi with the real slack_sdk WebClient -----------------------------------------
+
+SLACK_TOKEN = "xoxb-1-fake"
+
+
+@pytest.fixture
+def slack_api() -> Iterator[FakeSlackApi]:
+    with FakeSlackApi(token=SLACK_TOKEN, channels={"C0QA", "C0PRIVATE"}) as fake:
+        yield fake
+
+
+def web_client(fake: FakeSlackApi, token: str = SLACK_TOKEN) -> WebClient:
+    return WebClient(token=token, base_url=fake.url + "/api/")
+
+
+def test_slack_post_thread_and_update_with_the_real_client(slack_api):
+    client = web_client(slack_api)
+    assert client.auth_test()["bot_id"] == "B0FAKEBOT"
+    parent = client.chat_postMessage(channel="C0QA", text="ios-smoke: running", blocks=[])
+    assert (parent["ok"], parent["channel"]) == (True, "C0QA")
+    reply = client.chat_postMessage(channel="C0QA", text="login failed", thread_ts=parent["ts"])
+    again = client.chat_postMessage(channel="C0QA", text="second")
+    assert len({parent["ts"], reply["ts"], again["ts"]}) == 3
+    updated = client.chat_update(channel="C0QA", ts=parent["ts"], text="ios-smoke: failed")
+    assert (updated["ts"], updated["text"]) == (parent["ts"], "ios-smoke: failed")
+
+    assert [m["text"] for m in slack_api.messages("C0QA")] == ["ios-smoke: failed", "second"]
+    (threaded,) = slack_api.replies("C0QA", parent["ts"])
+    assert (threaded["text"], threaded["thread_ts"]) == ("login failed", parent["ts"])
+    assert [u["text"] for u in slack_api.updates("C0QA", parent["ts"])] == ["ios-smoke: failed"]
+    call = slack_api.calls_to("chat.postMessage")[0]
+    assert call.headers["authorization"] == f"Bearer {SLACK_TOKEN}"
+    assert call.json["channel"] == "C0QA"
+
+
+def refusal(send: Callable[[], object]) -> SlackResponse:
+    with pytest.raises(SlackApiError) as raised:
+        send()
+    return raised.value.response
+
+
+def test_slack_errors_come_as_ok_false_and_rate_limits_as_429(slack_api):
+    client = web_client(slack_api)
+    slack_api.error("not_in_channel", channel="C0PRIVATE")
+    slack_api.ratelimit(retry_after=7, method="chat.postMessage")
+    limited = refusal(lambda: client.chat_postMessage(channel="C0QA", text="x"))
+    assert (limited.status_code, limited["error"], limited.headers["Retry-After"]) == (
+        429,
+        "ratelimited",
+        "7",
+    )
+    assert refusal(lambda: client.chat_postMessage(channel="C0PRIVATE", text="x")).data == {
+        "ok": False,
+        "error": "not_in_channel",
+    }
+    assert refusal(lambda: client.chat_postMessage(channel="C0NONE", text="x")).status_code == 200
+    unknown = refusal(lambda: client.chat_update(channel="C0QA", ts="1.000001", text="x"))
+    assert unknown["error"] == "message_not_found"
+    assert refusal(lambda: web_client(slack_api, "xoxb-wrong").auth_test())["error"] == (
+        "invalid_auth"
+    )
+    assert slack_api.calls[0].status == 429
+
+    foreign = slack_api.add_foreign_message("C0QA", "someone else's")
+    with pytest.raises(SlackApiError, match="cant_update_message"):
+        client.chat_update(channel="C0QA", ts=foreign, text="mine now")
+    form = requests.post(
+        slack_api.url + "/api/chat.postMessage",
+        data={"token": SLACK_TOKEN, "channel": "C0QA", "text": "from a form"},
+    ).json()
+    assert (form["ok"], form["message"]["text"]) == (True, "from a form")
+    unauthenticated = requests.post(slack_api.url + "/api/chat.postMessage", json={"text": "x"})
+    assert unauthenticated.json() == {"ok": False, "error": "not_authed"}
+
+
+def test_response_url_takes_five_posts(http):
+    with FakeSlackResponseUrl() as slack:
+        url = slack.response_url("1")
+        answers = [http.post(url, json={"text": f"post {n}"}) for n in range(6)]
+        assert [a.status_code for a in answers] == [200] * 5 + [404]
+        assert answers[-1].text == "used_url"
+        assert len(slack.posts()) == 5
+        assert http.post(slack.response_url("2"), json={"text": "x"}).status_code == 200
 
 
 # --- GitHub commit statuses --------------------------------------------------------------------
