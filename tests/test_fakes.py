@@ -43,6 +43,8 @@ from relay.sandbox.fakes.revyl import (
 from relay.sandbox.fakes.secret_manager import FakeSecretManager, crc32c
 from relay.sandbox.fakes.slack_api import FakeSlackApi
 from relay.sandbox.fakes.slack_response_url import FakeSlackResponseUrl
+from relay.sandbox.fakes.webhook_receiver import WebhookReceiver
+from relay.signatures import sign_standard_webhook
 from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
 from tests.support.function_process import REPO_ROOT, FunctionProcess, FunctionProcessError
 
@@ -769,3 +771,34 @@ def test_github_commit_statuses(http):
         assert http.post(url, json=status).status_code == 201
         refused = http.post(url, json=status, headers={"Authorization": "Bearer nope"})
         assert (refused.status_code, refused.json()["message"]) == (401, "Bad credentials")
+
+
+# --- WebhookReceiver: the standardwebhooks package verifies the relay's own signer --------
+
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def signed(body: bytes, msg_id: str, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    headers = sign_standard_webhook(body, secret, time.time(), msg_id)
+    return {**headers, "Content-Type": "application/json"}
+
+
+def test_the_receiver_verifies_the_relays_signatures(http):
+    body = b'{"type": "verdict", "execution_id": "e-1", "passed": false}'
+    with WebhookReceiver(WEBHOOK_SECRET, statuses=[500]) as receiver:
+        first = http.post(receiver.url + "/hooks/revyl", data=body, headers=signed(body, "msg_1"))
+        retry = http.post(receiver.url + "/hooks/revyl", data=body, headers=signed(body, "msg_1"))
+        assert (first.status_code, retry.status_code) == (500, 200)
+        wrong_key = signed(body, "msg_2", "whsec_" + "QUFBQUFBQUFBQUFBQUFBQQ==")
+        forged = http.post(receiver.url + "/hooks/revyl", data=body, headers=wrong_key)
+        tampered = http.post(
+            receiver.url, data=body.replace(b"false", b"true"), headers=signed(body, "msg_3")
+        )
+        assert (forged.status_code, tampered.status_code) == (401, 401)
+
+        (message,) = receiver.wait_for(1)
+        assert (message.id, message.attempts, message.accepted) == ("msg_1", 2, True)
+        assert message.payload == {"type": "verdict", "execution_id": "e-1", "passed": False}
+        assert [a.verified for a in receiver.attempts] == [True, True, False, False]
+        assert receiver.attempts[2].error == "No matching signature found"
+        assert [a.status for a in receiver.attempts] == [500, 200, 401, 401]
