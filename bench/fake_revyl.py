@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-from tests.fakes._http import RecordedCall, Reply, json_reply, run_until_signal
-from tests.fakes.revyl import EXECUTE_TEST_PATH, FakeRevyl
-from tests.support.net import LOOPBACK
+from relay.sandbox.fakes._http import RecordedCall, Reply, json_reply, run_until_signal
+from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, FakeRevyl
+from relay.sandbox.net import LOOPBACK
 
 
 class BenchRevyl(FakeRevyl):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.client import Connection, Request, post
-from tests.support.net import LOOPBACK, free_port, port_accepts
+from relay.sandbox.net import LOOPBACK, free_port, port_accepts
 
 REPO = Path(__file__).resolve().parent.parent
 

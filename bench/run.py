@@ -29,8 +29,8 @@ from requests.adapters import HTTPAdapter
 from bench.client import Connection, closed_loop, post
 from bench.processes import REPO, BenchRevylProcess, Served
 from bench.webhooks import REVYL_TOKEN, SIGNING_SECRET, Deliveries, profile, test_ids
-from tests.fakes.revyl import EXECUTE_TEST_PATH
-from tests.fakes.secret_manager import FakeSecretManager
+from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH
+from relay.sandbox.fakes.secret_manager import FakeSecretManager
 
 PROJECT = "demo"
 RESULTS = REPO / "bench" / "results"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.revyl import FakeRevyl
-from tests.fakes.secret_manager import FakeSecretManager
+from relay.sandbox.fakes.revyl import FakeRevyl
+from relay.sandbox.fakes.secret_manager import FakeSecretManager
 from tests.payloads import EAS_SECRET, GENERIC_SECRET
 from tests.support.function_process import FunctionProcess
 

@@ -18,8 +18,8 @@ from relay.cli import main
 from relay.cli.deploy_info import info_lines, secret_fields
 from relay.config import SecretRef
 from relay.plugins import load_config
+from relay.sandbox.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
 from tests.conftest import PROJECT
-from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
 from tests.payloads import EAS_SECRET, GENERIC_SECRET, PAYLOADS
 
 REPO = Path(__file__).resolve().parent.parent

@@ -37,8 +37,9 @@ from schemathesis.checks import (
 from relay.errors import RelayError
 from relay.models import Build, Execution, RelayResponse
 from relay.plugins import parse_config
+from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, Delay, Status
+from relay.sandbox.net import closed_port_url
 from relay.sources import build_source
-from tests.fakes.revyl import EXECUTE_TEST_PATH, Delay, Status
 from tests.payloads import (
     EAS_ANDROID_SIGNATURE,
     EAS_ERRORED_SIGNATURE,
@@ -48,7 +49,6 @@ from tests.payloads import (
     payload,
 )
 from tests.support.function_process import FunctionProcess
-from tests.support.net import closed_port_url
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_PATH = REPO / "openapi.yaml"

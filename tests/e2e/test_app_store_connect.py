@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from relay.sandbox.fakes._http import Reply, json_reply
+from relay.sandbox.fakes.asc_api import ISSUER_ID, KEY_ID, FakeAppStoreConnect, new_key
 from relay.signatures import hmac_hex
 from tests.conftest import PROJECT
-from tests.fakes._http import Reply, json_reply
-from tests.fakes.asc_api import ISSUER_ID, KEY_ID, FakeAppStoreConnect, new_key
 from tests.payloads import payload
 
 SECRET = "test-asc-secret"

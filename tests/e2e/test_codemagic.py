@@ -15,10 +15,10 @@ import pytest
 import requests
 import yaml
 
+from relay.sandbox.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
+from relay.sandbox.fakes.codemagic_api import FakeCodemagicApi
 from relay.signatures import standard_webhook_signature, verify_standard_webhook
 from tests.conftest import PROJECT, REVYL_TOKEN, relay_process, revyl_block
-from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
-from tests.fakes.codemagic_api import FakeCodemagicApi
 from tests.support.function_process import FunctionProcessError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from relay.sandbox.fakes._http import Reply, json_reply
+from relay.sandbox.fakes.github_api import FakeGitHubApi
 from relay.signatures import hmac_hex
 from tests.conftest import PROJECT, REVYL_TOKEN, relay_process, revyl_block
-from tests.fakes._http import Reply, json_reply
-from tests.fakes.github_api import FakeGitHubApi
 from tests.payloads import payload
 from tests.support.function_process import FunctionProcessError
 

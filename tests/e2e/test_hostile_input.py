@@ -32,12 +32,12 @@ from pydantic import BaseModel
 from relay.config import SecretRef
 from relay.errors import Unauthorized
 from relay.plugins import typed_sources
+from relay.sandbox.fakes.revyl import FakeRevyl
+from relay.sandbox.net import closed_port_url
 from relay.sources import Delivery, build_source, known_types, settings_model
 from tests.conftest import REVYL_TOKEN
-from tests.fakes.revyl import FakeRevyl
 from tests.payloads import PAYLOADS
 from tests.support.function_process import FunctionProcess
-from tests.support.net import closed_port_url
 
 SECRET = "hostile-signing-secret-0123456789"
 DUMMY = "hostile-dummy-value"

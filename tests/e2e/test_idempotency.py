@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, Hang, Status
 from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
-from tests.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, Hang, Status
 from tests.payloads import EAS_IOS_SIGNATURE, payload
 
 APP = "5b0d3c1e-8a4f-4f6e-9d2a-1c3b5e7f9a01"

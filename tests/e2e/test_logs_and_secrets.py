@@ -14,9 +14,9 @@ import time
 import pytest
 import requests
 
+from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Hang, Reset, Status
 from relay.signatures import hmac_hex, standard_webhook_signature
 from tests.conftest import REVYL_TOKEN
-from tests.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Hang, Reset, Status
 from tests.payloads import EAS_IOS_SIGNATURE, EAS_SECRET, GENERIC_SECRET, payload
 
 APP = "5b0d3c1e-8a4f-4f6e-9d2a-1c3b5e7f9a01"

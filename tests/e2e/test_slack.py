@@ -22,11 +22,11 @@ import pytest
 import requests
 
 from relay.config import SecretRef
+from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, FakeRevyl
+from relay.sandbox.fakes.secret_manager import FakeSecretManager
+from relay.sandbox.fakes.slack_response_url import FakeSlackResponseUrl
 from relay.sources.slack import SlackSettings, SlackSource
 from tests.conftest import PROJECT, REVYL_TOKEN, SECRETS
-from tests.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, FakeRevyl
-from tests.fakes.secret_manager import FakeSecretManager
-from tests.fakes.slack_response_url import FakeSlackResponseUrl
 from tests.support.function_process import FunctionProcess
 
 SIGNING_SECRET = "slack-signing-secret-4d1f0a9b7c"
@@ -233,7 +233,7 @@ def test_a_label_revyl_does_not_have_is_listed_as_failures_and_starts_nothing(re
 
 
 def test_revyl_refusing_one_test_is_shown_with_its_reason(relay, fake_revyl):
-    from tests.fakes.revyl import Status
+    from relay.sandbox.fakes.revyl import Status
 
     fake_revyl.fail(EXECUTE_TEST_PATH, Status(402, {"detail": "No device minutes left"}))
     message = command(relay.url, "run android-nightly").json()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import IO, Self
 
-from tests.support.net import LOOPBACK, Service, free_port
+from relay.sandbox.net import LOOPBACK, Service, free_port
 
 EMULATOR_DIR = Path(__file__).resolve().parents[1] / "emulator"
 INSTALL_HINT = "run npm ci --prefix tests/emulator"

@@ -31,10 +31,7 @@ from pathlib import Path
 
 import requests
 
-from relay.signatures import hmac_hex
-from relay.stores.firestore import document_id
-from tests.fakes.firestore_emulator import FirestoreEmulator
-from tests.fakes.revyl import (
+from relay.sandbox.fakes.revyl import (
     EXECUTE_TEST_PATH,
     EXECUTE_WORKFLOW_PATH,
     Delay,
@@ -43,7 +40,10 @@ from tests.fakes.revyl import (
     Reset,
     Status,
 )
-from tests.fakes.secret_manager import FakeSecretManager
+from relay.sandbox.fakes.secret_manager import FakeSecretManager
+from relay.signatures import hmac_hex
+from relay.stores.firestore import document_id
+from tests.fakes.firestore_emulator import FirestoreEmulator
 from tests.payloads import EAS_SECRET, payload
 from tests.support.function_process import FunctionProcess
 

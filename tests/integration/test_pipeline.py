@@ -15,11 +15,11 @@ from relay.models import Artifact, Build, Event
 from relay.pipeline import Relay
 from relay.plugins import parse_config
 from relay.revyl.client import RequestsRevylClient
+from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, Delay
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.sources import ArtifactLink, Delivery, Source
 from relay.stores.memory import MemoryEventStore
 from tests.conftest import PROJECT
-from tests.fakes.revyl import EXECUTE_TEST_PATH, Delay
 
 APP = "5b0d3c1e-8a4f-4f6e-9d2a-1c3b5e7f9a01"
 T1, T2 = "0f8f6c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6", "1a9e7d2b-3c4d-4e5f-9a01-b2c3d4e5f6a7"

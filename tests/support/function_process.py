@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from tests.support.net import LOOPBACK, Service, free_port, port_accepts
+from relay.sandbox.net import LOOPBACK, Service, free_port, port_accepts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,6 +17,8 @@ from relay.errors import (
 )
 from relay.models import Event
 from relay.plugins import parse_config
+from relay.sandbox.fakes._http import Reply, json_reply
+from relay.sandbox.fakes.asc_api import ISSUER_ID, KEY_ID, FakeAppStoreConnect, new_key
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.sources import Delivery, build_source
 from relay.sources.app_store_connect import (
@@ -28,8 +30,6 @@ from relay.sources.app_store_connect import (
     pem_key,
     read_asc_build,
 )
-from tests.fakes._http import Reply, json_reply
-from tests.fakes.asc_api import ISSUER_ID, KEY_ID, FakeAppStoreConnect, new_key
 from tests.payloads import payload
 
 SECRET = "test-asc-secret"

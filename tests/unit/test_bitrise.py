@@ -11,12 +11,12 @@ from relay.errors import BadRequest, Unauthorized, Unavailable, UpstreamError
 from relay.models import Build, Event
 from relay.plugins import parse_config
 from relay.routing import pick_artifact
+from relay.sandbox.fakes._http import Reply, json_reply
+from relay.sandbox.fakes.bitrise_api import TOKEN, FakeBitrise, artifact
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.signatures import verify_token
 from relay.sources import Delivery, build_source, pr_number
 from relay.sources.bitrise import BitriseSource, enriched_build
-from tests.fakes._http import Reply, json_reply
-from tests.fakes.bitrise_api import TOKEN, FakeBitrise, artifact
 from tests.payloads import payload
 
 SECRET = "test-bitrise-secret"

@@ -10,11 +10,11 @@ import pytest
 
 from relay.errors import BadRequest, Unauthorized, Unavailable, UnprocessableBuild, UpstreamError
 from relay.plugins import parse_config
+from relay.sandbox.fakes._http import Reply, json_reply
+from relay.sandbox.fakes.codemagic_api import FakeCodemagicApi
 from relay.secrets import Secrets
 from relay.sources import Delivery, build_source
 from relay.sources.codemagic import CodemagicSource
-from tests.fakes._http import Reply, json_reply
-from tests.fakes.codemagic_api import FakeCodemagicApi
 from tests.payloads import payload
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -10,11 +10,11 @@ import pytest
 
 from relay.errors import BadRequest, Unauthorized, Unavailable, UnprocessableBuild, UpstreamError
 from relay.plugins import parse_config
+from relay.sandbox.fakes._http import Reply, json_reply
+from relay.sandbox.fakes.github_api import FakeGitHubApi
 from relay.secrets import Secrets
 from relay.sources import Delivery, build_source
 from relay.sources.github import GitHubSource, guess_event, read_payload
-from tests.fakes._http import Reply, json_reply
-from tests.fakes.github_api import FakeGitHubApi
 from tests.payloads import payload
 
 SECRET = "test-github-secret"

@@ -14,7 +14,7 @@ from relay.config import RevylSettings
 from relay.models import Build
 from relay.revyl.client import MAX_ATTEMPTS, RETRY_AFTER_CAP, RequestsRevylClient
 from relay.revyl.sansio import MaybeStarted, NotStarted, Refused
-from tests.fakes.revyl import (
+from relay.sandbox.fakes.revyl import (
     EXECUTE_TEST_PATH,
     EXECUTE_WORKFLOW_PATH,
     FakeRevyl,

@@ -16,6 +16,10 @@ from relay.pipeline import Relay
 from relay.plugins import parse_config
 from relay.revyl.client import RequestsRevylClient
 from relay.routing import plan_event
+from relay.sandbox.fakes._http import RecordedCall
+from relay.sandbox.fakes._http import Reply as HTTPReply
+from relay.sandbox.fakes.slack_response_url import FakeSlackResponseUrl
+from relay.sandbox.net import closed_port_url
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.slack_blocks import (
     code,
@@ -30,11 +34,7 @@ from relay.sources.slack import AllowList, SlackSource, read_form
 from relay.stores.memory import MemoryEventStore
 from relay.tasks.local import LocalTaskQueue
 from relay.wiring import assemble
-from tests.fakes._http import RecordedCall
-from tests.fakes._http import Reply as HTTPReply
-from tests.fakes.slack_response_url import FakeSlackResponseUrl
 from tests.payloads import payload
-from tests.support.net import closed_port_url
 
 SAMPLE_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # Slack's documentation example secret
 SAMPLE_TIMESTAMP = 1764340000

@@ -32,7 +32,7 @@ Findings (google-cloud-secret-manager 2.32.0, google-api-core 2.44.0, requests 2
   404 is not retried (one request, immediate NotFound).
 
 Run as a process:
-    python -m tests.fakes.secret_manager --port 0 --set revyl-api-key=rev_test
+    python -m relay.sandbox.fakes.secret_manager --port 0 --set revyl-api-key=rev_test
 prints `READY http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT.
 """
 
@@ -43,14 +43,14 @@ import base64
 import re
 from typing import Any
 
-from tests.fakes._http import (
+from relay.sandbox.fakes._http import (
     FakeHTTPServer,
     RecordedCall,
     Reply,
     json_reply,
     run_until_signal,
 )
-from tests.support.net import LOOPBACK
+from relay.sandbox.net import LOOPBACK
 
 __all__ = ["FakeSecretManager", "RecordedCall", "crc32c"]
 
@@ -160,7 +160,7 @@ def _payload(name: str, data: bytes) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.secret_manager",
+        prog="python -m relay.sandbox.fakes.secret_manager",
         description="Serve a fake Secret Manager REST API.",
     )
     parser.add_argument("--host", default=LOOPBACK)

@@ -26,10 +26,10 @@ import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, Self, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tests.support.net import LOOPBACK, Service
+from relay.sandbox.net import LOOPBACK, Service
 
 
 @dataclass
@@ -311,7 +311,7 @@ class FakeApi(FakeHTTPServer):
                 if part in call.path and remaining != 0:
                     if remaining is not None:
                         fault[2] = remaining - 1
-                    return reply
+                    return cast(Reply, reply)
         return None
 
 

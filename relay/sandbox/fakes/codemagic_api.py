@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes._http import FakeApi, RecordedCall, Reply, json_reply
+from relay.sandbox.fakes._http import FakeApi, RecordedCall, Reply, json_reply
 
 PUBLIC_URL = re.compile(r"/artifacts/([^/.][^/]*/[^/]+/[^/]+)/public-url")
 

@@ -20,7 +20,7 @@ import re
 import threading
 from typing import Any
 
-from tests.fakes._http import FakeApi, RecordedCall, Reply, json_reply
+from relay.sandbox.fakes._http import FakeApi, RecordedCall, Reply, json_reply
 
 TOKEN = "bitrise-pat-test-31f9c0"
 _BUILD = re.compile(
@@ -112,7 +112,7 @@ def _page(items: list[dict[str, Any]], query: dict[str, str]) -> Reply:
     start = int(query.get("next") or 0)
     chunk = items[start : start + limit]
     following = str(start + limit) if start + limit < len(items) else None
-    paging = {"total_item_count": len(items), "page_item_limit": limit}
+    paging: dict[str, Any] = {"total_item_count": len(items), "page_item_limit": limit}
     if following:
         paging["next"] = following
     return json_reply(200, {"data": chunk, "paging": paging})

@@ -11,6 +11,27 @@ Endpoints (paths under /api/v1):
 - GET  tests/get_test_execution_task?task_id=   -> TestStatusResponse, or 404
 - GET  workflows/status/{task_id}                -> WorkflowStatusResponse, or 404
 
+Run lifecycle: every run follows a script of steps, advancing ONE STEP PER STATUS GET of that
+run (the first GET answers the first step; the last step repeats for ever), so a test decides
+how many polls a run takes without any clock. A step is a status name, or (name, fields) whose
+fields override the answer: `("completed", {"success": False, "error_message": "login failed"})`.
+Known names get realistic fields (progress, steps, completed_at...): tests queued, starting,
+running, verifying, stopping, completed, failed, cancelled, timeout; workflows queued, setup,
+running, completed, failed, cancelled, timeout (a completed workflow has completed_tests =
+total_tests and passed_tests = total_tests - failed_tests unless given). Other names (e.g. the
+legacy "success") are answered as they are.
+
+- `script_test(test_id, steps)` / `script_workflow(workflow_id, steps)`: the script of runs of
+  that test or workflow (fixed at a run's first status GET, so call it before the relay polls);
+- `script_run(task_id, steps)`: one run's script, from its first step again;
+- `default_test_script` / `default_workflow_script` (attributes): for every other run;
+  DEFAULT_SCRIPT = ("running", "completed"): a run passes on its second poll;
+- `set_status(task_id, **fields)`: overrides the current answer and stops the script (later
+  polls answer the same) — the way to hold a run in a state;
+- `polls(task_id)`: how many status GETs the run has answered.
+A GET answered by a scripted fault (below) does not advance the run (unless `processed=True`);
+until its first poll, `execution(task_id)["status"]` is the queued answer.
+
 Anything else is 404 {"detail": "Not Found"} (405 for a known path with the wrong method).
 Validation errors are FastAPI-style 422s. With `token=...`, requests without
 `Authorization: Bearer <token>` get 401 {"detail": "Invalid API key"}.
@@ -20,7 +41,7 @@ matching request; `fail_always(path_part, behaviour)` applies until `reset()`.
 Scripted faults take precedence over auth and routing. `RecordedCall.started` tells
 whether the fake really processed the request (e.g. created a run) — see `started()`.
 
-Run as a process: python -m tests.fakes.revyl --port 0 --latency 0.1 [--token T]
+Run as a process: python -m relay.sandbox.fakes.revyl --port 0 --latency 0.1 [--token T]
 prints `READY http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT.
 """
 
@@ -37,7 +58,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-from tests.fakes._http import (
+from relay.sandbox.fakes._http import (
     RESET,
     FakeHTTPServer,
     RecordedCall,
@@ -45,9 +66,10 @@ from tests.fakes._http import (
     json_reply,
     run_until_signal,
 )
-from tests.support.net import LOOPBACK, closed_port_url
+from relay.sandbox.net import LOOPBACK, closed_port_url
 
 __all__ = [
+    "DEFAULT_SCRIPT",
     "EXECUTE_TEST_PATH",
     "EXECUTE_WORKFLOW_PATH",
     "TEST_STATUS_PATH",
@@ -58,8 +80,12 @@ __all__ = [
     "RecordedCall",
     "Reset",
     "Status",
+    "Step",
     "closed_port_url",
 ]
+
+Step = str | tuple[str, dict[str, Any]]
+DEFAULT_SCRIPT: tuple[Step, ...] = ("running", "completed")
 
 EXECUTE_TEST_PATH = "/api/v1/execution/api/execute_test_id_async"
 EXECUTE_WORKFLOW_PATH = "/api/v1/execution/api/execute_workflow_id_async"
@@ -226,6 +252,9 @@ class FakeRevyl(FakeHTTPServer):
         """When set, requests need `Authorization: Bearer <token>`; may be changed at runtime."""
         self._builds: dict[str, list[dict[str, Any]]] = {}
         self._executions: dict[str, dict[str, Any]] = {}
+        self._scripts: dict[tuple[str, str], list[Step]] = {}  # (kind, test/workflow id)
+        self.default_test_script: tuple[Step, ...] = DEFAULT_SCRIPT
+        self.default_workflow_script: tuple[Step, ...] = DEFAULT_SCRIPT
         self._scripted: list[tuple[str, deque[Behaviour]]] = []
         self._always: list[tuple[str, Behaviour]] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
@@ -271,11 +300,13 @@ class FakeRevyl(FakeHTTPServer):
             self._always.clear()
 
     def reset(self) -> None:
-        """Forget calls, builds, executions and scripted faults."""
+        """Forget calls, builds, executions, run scripts and scripted faults."""
         with self._lock:
             super().reset()
             self._builds.clear()
             self._executions.clear()
+            self._scripts.clear()
+            self.default_test_script = self.default_workflow_script = DEFAULT_SCRIPT
             self.clear_faults()
 
     def add_build(self, app_id: str, version: str, **fields: Any) -> str:
@@ -291,20 +322,39 @@ class FakeRevyl(FakeHTTPServer):
         with self._lock:
             return [dict(build) for build in self._builds.get(app_id, [])]
 
+    def script_test(self, test_id: str, steps: list[Step]) -> None:
+        """The steps runs of `test_id` go through, one per status GET (see the docstring)."""
+        with self._lock:
+            self._scripts[("test", test_id)] = _checked(steps)
+
+    def script_workflow(self, workflow_id: str, steps: list[Step]) -> None:
+        with self._lock:
+            self._scripts[("workflow", workflow_id)] = _checked(steps)
+
+    def script_run(self, task_id: str, steps: list[Step]) -> None:
+        """One run's steps, starting again from the first; KeyError for an unknown run."""
+        with self._lock:
+            run = self._executions[task_id]
+            run.update(script=_checked(steps), cursor=0, pinned=False)
+
     def set_status(self, task_id: str, **fields: Any) -> None:
-        """Update the status answer for a run (creates a test run if unknown)."""
+        """Override the run's status answer and stop its script (creates a test run if unknown)."""
         with self._lock:
             run = self._executions.get(task_id)
             if run is None:
-                run = self._executions[task_id] = {
-                    "kind": "test",
-                    "request": {},
-                    "status": _test_status(task_id, {}),
-                }
+                run = self._executions[task_id] = _new_run("test", task_id, {})
             run["status"].update(fields)
+            run["pinned"] = True
+
+    def polls(self, task_id: str) -> int:
+        """Status GETs this run has answered."""
+        with self._lock:
+            run = self._executions.get(task_id)
+            return 0 if run is None else int(run["polls"])
 
     def execution(self, task_id: str) -> dict[str, Any] | None:
-        """The stored run: {"kind": "test"|"workflow", "request": body, "status": {...}}."""
+        """The stored run: {"kind": "test"|"workflow", "request": body, "status": the last
+        answer (or the queued one), "polls": n, ...}."""
         with self._lock:
             run = self._executions.get(task_id)
             return None if run is None else {**run, "status": dict(run["status"])}
@@ -370,7 +420,7 @@ class FakeRevyl(FakeHTTPServer):
         body = _object_body(call, ["test_id"])
         if isinstance(body, Reply):
             return body
-        task_id = self._new_run("test", body, _test_status)
+        task_id = self._new_run("test", body)
         return json_reply(
             200,
             {
@@ -385,7 +435,7 @@ class FakeRevyl(FakeHTTPServer):
         body = _object_body(call, ["workflow_id"])
         if isinstance(body, Reply):
             return body
-        task_id = self._new_run("workflow", body, _workflow_status)
+        task_id = self._new_run("workflow", body)
         return json_reply(
             200,
             {
@@ -441,21 +491,29 @@ class FakeRevyl(FakeHTTPServer):
             run = self._executions.get(task_id)
             if run is None or run["kind"] != kind:
                 return _not_found("Task not found")
+            if not run["pinned"]:
+                self._advance(run)
+            run["polls"] += 1
             return json_reply(200, dict(run["status"]))
 
-    def _new_run(
-        self,
-        kind: str,
-        body: dict[str, Any],
-        make_status: Callable[[str, dict[str, Any]], dict[str, Any]],
-    ) -> str:
+    def _advance(self, run: dict[str, Any]) -> None:
+        """Answer the run's next step (the script is chosen at its first poll)."""
+        if run["script"] is None:
+            kind = run["kind"]
+            own_id = run["request"].get("test_id" if kind == "test" else "workflow_id")
+            default = self.default_test_script if kind == "test" else self.default_workflow_script
+            run["script"] = list(self._scripts.get((kind, str(own_id)), default))
+        if run["cursor"] >= len(run["script"]):
+            return  # the last step repeats, answered exactly as before
+        step = run["script"][run["cursor"]]
+        run["cursor"] += 1
+        name, fields = (step, {}) if isinstance(step, str) else step
+        run["status"] = _phase(run["kind"], run["status"], name, fields)
+
+    def _new_run(self, kind: str, body: dict[str, Any]) -> str:
         task_id = _new_id()
         with self._lock:
-            self._executions[task_id] = {
-                "kind": kind,
-                "request": body,
-                "status": make_status(task_id, body),
-            }
+            self._executions[task_id] = _new_run(kind, task_id, body)
         return task_id
 
     def _find_build(self, app_id: str, version: str) -> dict[str, Any] | None:
@@ -523,20 +581,33 @@ def _page(items: list[dict[str, Any]], page: int, page_size: int) -> dict[str, A
     }
 
 
-def _test_status(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def _new_run(kind: str, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    status = _queued_test(task_id, body) if kind == "test" else _queued_workflow(task_id, body)
+    return {
+        "kind": kind,
+        "request": body,
+        "status": status,
+        "script": None,
+        "cursor": 0,
+        "polls": 0,
+        "pinned": False,
+    }
+
+
+def _queued_test(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": task_id,
-        "status": "running",
+        "status": "queued",
         "success": None,
-        "progress": 40.0,
-        "current_step": "Open the app",
-        "current_step_index": 1,
+        "progress": 0.0,
+        "current_step": None,
+        "current_step_index": 0,
         "total_steps": 3,
-        "steps_completed": 1,
+        "steps_completed": 0,
         "error_message": None,
         "execution_errors": None,
         "validation_failures": None,
-        "started_at": _now(),
+        "started_at": None,
         "completed_at": None,
         "execution_time_seconds": None,
         "test_id": body.get("test_id"),
@@ -546,25 +617,78 @@ def _test_status(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _workflow_status(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def _queued_workflow(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "workflow_id": body.get("workflow_id"),
         "execution_id": task_id,
-        "status": "running",
-        "progress": 40.0,
+        "status": "queued",
+        "progress": 0.0,
         "completed_tests": 0,
         "total_tests": 1,
         "passed_tests": 0,
         "failed_tests": 0,
-        "started_at": _now(),
+        "started_at": None,
         "error_message": None,
         "metadata": {},
     }
 
 
+TERMINAL = {"completed", "failed", "cancelled", "timeout", "success", "failure"}
+_TEST_PHASES: dict[str, dict[str, Any]] = {
+    "queued": {"progress": 0.0, "current_step": None, "current_step_index": 0},
+    "starting": {"progress": 5.0, "current_step": None, "current_step_index": 0},
+    "running": {"progress": 40.0, "current_step": "Open the app", "current_step_index": 1},
+    "verifying": {"progress": 90.0, "current_step": "Check the result", "current_step_index": 2},
+    "stopping": {"progress": 95.0, "current_step": None, "current_step_index": 2},
+    "completed": {"progress": 100.0, "current_step": None, "success": True},
+    "failed": {"success": False, "error_message": "Test execution failed"},
+    "cancelled": {"success": None, "error_message": "Test execution was cancelled"},
+    "timeout": {"success": False, "error_message": "Test execution timed out"},
+}
+_WORKFLOW_PHASES: dict[str, dict[str, Any]] = {
+    "queued": {"progress": 0.0},
+    "setup": {"progress": 5.0},
+    "running": {"progress": 40.0},
+    "completed": {"progress": 100.0},
+    "failed": {"error_message": "Workflow execution failed"},
+    "cancelled": {"error_message": "Workflow execution was cancelled"},
+    "timeout": {"error_message": "Workflow execution timed out"},
+}
+
+
+def _checked(steps: list[Step]) -> list[Step]:
+    if not steps:
+        raise ValueError("a run script needs at least one step")
+    for step in steps:
+        name = step if isinstance(step, str) else step[0]
+        if not isinstance(name, str) or not (isinstance(step, str) or isinstance(step[1], dict)):
+            raise ValueError(f"a step is a status name or (name, fields), not {step!r}")
+    return list(steps)
+
+
+def _phase(kind: str, current: dict[str, Any], name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The status answer for step `name` of a run whose last answer was `current`."""
+    phases = _TEST_PHASES if kind == "test" else _WORKFLOW_PHASES
+    answer = {**current, **phases.get(name, {}), "status": name}
+    if answer["started_at"] is None and name not in {"queued", "setup"}:
+        answer["started_at"] = _now()
+    if kind == "test":
+        if name in TERMINAL:
+            answer.update(completed_at=_now(), execution_time_seconds=42.0)
+        if name in {"stopping", "completed"}:
+            answer["steps_completed"] = answer["total_steps"]
+        elif name in _TEST_PHASES:
+            answer["steps_completed"] = answer["current_step_index"]
+    elif name == "completed":
+        total = fields.get("total_tests", answer["total_tests"])
+        failed = fields.get("failed_tests", answer["failed_tests"])
+        answer.update(completed_tests=total, passed_tests=total - failed)
+    return {**answer, **fields}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.revyl", description="Serve a fake Revyl API."
+        prog="python -m relay.sandbox.fakes.revyl", description="Serve a fake Revyl API."
     )
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=0)

@@ -26,7 +26,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.fakes._http import FakeApi, RecordedCall, Reply, json_reply
+from relay.sandbox.fakes._http import FakeApi, RecordedCall, Reply, json_reply
 
 ISSUER_ID = "57246542-96fe-1a63-e053-0824d011072a"
 KEY_ID = "2X9R4HXF34"
