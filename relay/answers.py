@@ -106,6 +106,12 @@ def dry_run(
     return Answer(200, body)
 
 
+def task_done(kind: str) -> Answer:
+    """A task Cloud Tasks brought back has run (or will run again: its next attempt is
+    scheduled): 2xx, so Cloud Tasks does not deliver it again."""
+    return Answer(200, RelayResponse(decision="done", reason=f"task {kind} done"))
+
+
 def chat_reply(body: RelayResponse, message: dict[str, Any]) -> Answer:
     """A chat command's answer: `message` is what the chat shows, `body` what is logged."""
     return Answer(200, body, reply=message)
@@ -133,7 +139,7 @@ def finished(
         event=event.key,
         decision=decision,
         reason=unrecorded or reason,
-        build=_summary(build, executions),
+        build=build_summary(build, executions),
         execution_ids=[e.execution_id for e in started if e.execution_id],
         executions=executions,
         errors=[_error_item(e) for e in failures],
@@ -155,7 +161,7 @@ def _decide(
     return ("partial" if started else "failed"), 502
 
 
-def _summary(build: Build, executions: list[Execution]) -> dict[str, Any]:
+def build_summary(build: Build, executions: Iterable[Execution]) -> dict[str, Any]:
     """The build as the answer shows it, with the Revyl build the targets ran on when one."""
     summary = build.summary()
     version_ids = {e.build_version_id for e in executions if e.build_version_id}

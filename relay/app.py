@@ -21,10 +21,10 @@ from relay import answers
 from relay.answers import Answer
 from relay.errors import ConfigError, MethodNotAllowed, PayloadTooLarge, RelayError
 from relay.logs import scrub, setup_logging, trace_context, trace_from_header
-from relay.pipeline import Relay
 from relay.plugins import load_config
 from relay.sources import Delivery
-from relay.wiring import build_relay, project_id
+from relay.tasks.cloud import TASK_PATH, CloudTasksQueue
+from relay.wiring import Service, build_service, project_id
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -44,25 +44,32 @@ def read_body(request: flask.Request) -> bytes:
     return b"".join(chunks)
 
 
-def respond(relay: Relay, request: flask.Request) -> Answer:
+def respond(service: Service, request: flask.Request) -> Answer:
     name = request.path.strip("/")
     if name == "healthz":
         raise MethodNotAllowed(f"{request.method} is not allowed: GET /healthz", allow="GET, HEAD")
     if request.method != "POST":
         raise MethodNotAllowed(f"{request.method} is not allowed: POST a webhook to /<source>")
-    relay.source(name)  # an unknown path is a 404 before the body is read
+    if name == TASK_PATH and isinstance(service.tasks, CloudTasksQueue):
+        task = service.tasks.receive(lowered(request), read_body(request))
+        return answers.task_done(task.kind)
+    service.relay.source(name)  # an unknown path is a 404 before the body is read
     body = read_body(request)
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    return relay.handle(name, Delivery(headers, body, time.time()))
+    return service.relay.handle(name, Delivery(lowered(request), body, time.time()))
 
 
-def handle_request(relay: Relay, request: flask.Request) -> flask.Response:
+def lowered(request: flask.Request) -> dict[str, str]:
+    return {key.lower(): value for key, value in request.headers.items()}
+
+
+def handle_request(service: Service, request: flask.Request) -> flask.Response:
+    relay = service.relay
     if request.path.strip("/") == "healthz" and request.method in ("GET", "HEAD"):
         return flask.jsonify(status="ok", dry_run=relay.dry_run)  # touches no secret, no Revyl
     started = time.perf_counter()
     trace_context.set(trace_from_header(request.headers.get("X-Cloud-Trace-Context"), PROJECT))
     try:
-        answer = respond(relay, request)
+        answer = respond(service, request)
     except RelayError as exc:
         answer = answers.for_error(exc)
     except Exception:
@@ -96,31 +103,33 @@ def log_answer(request: flask.Request, answer: Answer, started: float) -> None:
     log.log(severity, message, extra={k: v for k, v in fields.items() if v not in (None, [])})
 
 
-def _load() -> Relay:
+def _load() -> Service:
     setup_logging()
     try:
-        relay = build_relay(load_config())
+        service = build_service(load_config())
     except ConfigError as exc:
         log.critical(str(exc))
         print(f"relay: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    relay = service.relay
     log.info(
         "relay ready",
         extra={
             "sources": sorted(relay.sources),
             "routes": len(relay.config.routes),
             "dry_run": relay.dry_run,
+            "verdicts": relay.config.verdicts.follow if relay.config.verdicts else None,
         },
     )
-    return relay
+    return service
 
 
-RELAY = _load()
-PROJECT = project_id(RELAY.config, os.environ)
+SERVICE = _load()
+PROJECT = project_id(SERVICE.relay.config, os.environ)
 # gunicorn forks its worker after this import: frozen objects are never scanned by the
 # worker's collector, so the pages it shares with the master stay shared (~8 MB per instance).
 gc.freeze()
 
 
 def relay_webhook(request: flask.Request) -> flask.Response:
-    return handle_request(RELAY, request)
+    return handle_request(SERVICE, request)

@@ -176,6 +176,7 @@ class Route(Strict):
     build: BuildSpec = BuildSpec()
     tests: list[UUIDStr] = []
     workflows: list[UUIDStr] = []
+    report: list[str] = []  # names from `reports:`: where this route's verdicts go
 
     @model_validator(mode="after")
     def _has_targets(self) -> Route:
@@ -234,6 +235,12 @@ class CloudTasksSettings(Strict):
         return value
 
 
+class ReportSettings(Strict):
+    """What every report target has; a target type extends it (`Settings` of its module)."""
+
+    type: str
+
+
 class VerdictSettings(Strict):
     """`verdicts:` follow every run the relay starts to its verdict and report it."""
 
@@ -260,6 +267,7 @@ class RelayConfig(Strict):
     dedup: DedupSettings = DedupSettings()
     secrets: SecretsSettings = SecretsSettings()
     verdicts: VerdictSettings | None = None
+    reports: dict[str, ReportSettings] = {}
 
     @field_validator("sources")
     @classmethod
@@ -282,6 +290,34 @@ class RelayConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _reports_known(self) -> RelayConfig:
+        for route in self.routes:
+            unknown = [name for name in route.report if name not in self.reports]
+            if unknown:
+                known = ", ".join(sorted(self.reports)) or "none"
+                raise ValueError(
+                    f"route {route.name!r}: report {unknown} names no report target "
+                    f"(reports: {known})"
+                )
+            if route.report and self.verdicts is None:
+                raise ValueError(
+                    f"route {route.name!r} reports verdicts, but the config has no `verdicts:` "
+                    "section: add `verdicts: {}` (followed in this process) or `verdicts: "
+                    "{follow: cloud-tasks, cloud_tasks: {...}}` (a deployment)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _tasks_share_the_checks(self) -> RelayConfig:
+        cloud = self.verdicts is not None and self.verdicts.follow == "cloud-tasks"
+        if cloud and self.dedup.store != "firestore":
+            raise ValueError(
+                "verdicts.follow cloud-tasks needs dedup.store firestore: a task may reach any "
+                "instance, and every instance must see the checks it follows"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _lease_outlasts_a_call(self) -> RelayConfig:
         # Starts stop this long before the claim's lease ends, so a call in flight ends in time.
         margin = self.revyl.connect_timeout + self.revyl.request_timeout
@@ -300,10 +336,11 @@ class RelayConfig(Strict):
 class PluginModels:
     """The settings model of each plugin type a config may name (`sources.<name>.type`).
 
-    The schema imports no plugin: whoever loads a config passes the registry in
-    (`relay.plugins`), so a plugin may import the schema's base classes freely."""
+    The schema imports no plugin (sources, report targets): whoever loads a config passes the
+    registry in (`relay.plugins`), so a plugin may import the schema's base classes freely."""
 
     source: Callable[[str], type[SourceSettings]]
+    report: Callable[[str], type[ReportSettings]]
 
 
 def typed_plugins(
@@ -357,6 +394,8 @@ def parse_config(text: str, origin: str = "config", *, models: PluginModels) -> 
     try:
         if isinstance(data.get("sources"), Mapping):
             data = {**data, "sources": typed_plugins(data["sources"], models.source, "sources")}
+        if isinstance(data.get("reports"), Mapping):
+            data = {**data, "reports": typed_plugins(data["reports"], models.report, "reports")}
         return RelayConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: {format_validation_error(exc)}") from None
@@ -378,17 +417,17 @@ def load_config(path: Path | None, *, models: PluginModels) -> RelayConfig:
 
 
 def missing_environment(config: RelayConfig, environ: Mapping[str, str]) -> list[str]:
-    """Secrets given as `{env: NAME}` whose variable is unset: the relay refuses to start."""
-    missing = []
-    for name, source in config.sources.items():
-        for key, ref in source_secret_refs(source):
-            if ref.env and not environ.get(ref.env):
-                missing.append(f"sources.{name}.{key}: set the environment variable {ref.env}")
-    return missing
+    """Secrets given as `{env: NAME}` whose variable is unset: the relay refuses to start.
+    (An unset Revyl token is not among them: that is dry-run.)"""
+    return [
+        f"{key}: set the environment variable {ref.env}"
+        for key, ref in secret_refs(config)
+        if ref.env and not environ.get(ref.env) and key != "revyl.token"
+    ]
 
 
-def source_secret_refs(source: SourceSettings) -> list[tuple[str, SecretRef]]:
-    """Every SecretRef of a source's settings, with its dotted key (for checks and messages)."""
+def source_secret_refs(source: BaseModel) -> list[tuple[str, SecretRef]]:
+    """Every SecretRef of a source's (or a report target's) settings, with its dotted key."""
     found: list[tuple[str, SecretRef]] = []
 
     def walk(model: BaseModel, prefix: str) -> None:
@@ -413,11 +452,12 @@ def token_is_set(config: RelayConfig, environ: Mapping[str, str]) -> bool:
 
 def secret_refs(config: RelayConfig) -> list[tuple[str, SecretRef]]:
     """Every SecretRef the config names, with its dotted key (`sources.eas.secret`,
-    `revyl.token`); a ref named by several keys appears once per key."""
+    `reports.ci-hook.secret`, `revyl.token`); a ref named by several keys appears once per key."""
     refs = [
-        (f"sources.{name}.{key}", ref)
-        for name, source in config.sources.items()
-        for key, ref in source_secret_refs(source)
+        (f"{section}.{name}.{key}", ref)
+        for section, plugins in (("sources", config.sources), ("reports", config.reports))
+        for name, settings in plugins.items()
+        for key, ref in source_secret_refs(settings)
     ]
     if config.revyl.token:
         refs.append(("revyl.token", config.revyl.token))

@@ -11,7 +11,15 @@ from relay.errors import Cause
 
 Platform = Literal["ios", "android"]
 Decision = Literal[
-    "triggered", "ignored", "dry_run", "partial", "failed", "duplicate", "in_progress", "rejected"
+    "triggered",
+    "ignored",
+    "dry_run",
+    "partial",
+    "failed",
+    "duplicate",
+    "in_progress",
+    "rejected",
+    "done",  # a task (work after the answer) brought back by Cloud Tasks has run
 ]
 Outcome = Literal["started", "failed", "unknown", "planned", "skipped"]
 

@@ -86,8 +86,9 @@ class BuildToFind:
     artifact: Artifact | None
 
 
-AfterStart = Callable[[Attempt, list[RoutePlan], list[Execution]], None]
-"""Called once a delivery's runs have started and been recorded (verdicts follow them)."""
+AfterStart = Callable[[Event, Build, list[RoutePlan], list[Execution]], None]
+"""Called with an event's executions once they are recorded: after a delivery started runs, and
+again for a duplicate (what it does must be idempotent: verdicts follow the runs)."""
 
 
 class Relay:
@@ -161,6 +162,7 @@ class Relay:
         claim = self._claim(event.key, claim_id)
         if claim.kind == "done":
             recorded_before = in_plan_order(plans, claim.executions)
+            self._after_start(event, build, plans, recorded_before)
             return answers.finished(event, build, recorded_before, duplicate=True)
         if claim.kind == "busy":
             raise InProgress(
@@ -176,21 +178,21 @@ class Relay:
         finally:
             done = bool(executions) and all(self.settled(e) for e in executions)
             recorded = self._release(event.key, claim_id, executions, done)
-        self._after_start(attempt, plans, executions)
+        self._after_start(event, build, plans, executions)
         return answers.finished(
             event, build, executions, unrecorded=None if recorded else UNRECORDED
         )
 
     def _after_start(
-        self, attempt: Attempt, plans: list[RoutePlan], executions: list[Execution]
+        self, event: Event, build: Build, plans: list[RoutePlan], executions: list[Execution]
     ) -> None:
         """The runs have started and are recorded: a hook's failure cannot undo that, so it is
-        logged (each hook keeps its own durable record of what it still has to do)."""
+        logged, and a redelivery (a duplicate) gives every hook its chance again."""
         for hook in self.after_start:
             try:
-                hook(attempt, plans, executions)
+                hook(event, build, plans, executions)
             except Exception:
-                log.exception("after-start hook failed", extra={"event": attempt.event.key})
+                log.exception("after-start hook failed", extra={"event": event.key})
 
     @property
     def lease_margin(self) -> float:

@@ -1,7 +1,8 @@
 """The plugins a config names by `type`, and loading a config with them.
 
-Source types live in `relay.sources` (one module per build system). The config schema
-(`relay.config`) imports none of them; this module passes their settings models in.
+Source types live in `relay.sources` (one module per build system), report targets in
+`relay.reports` (one module per target). The config schema (`relay.config`) imports none of
+them; this module passes their settings models in.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from relay import config, sources
+from relay import config, reports, sources
 from relay.config import PluginModels, RelayConfig
 
-MODELS = PluginModels(source=sources.settings_model)
+MODELS = PluginModels(source=sources.settings_model, report=reports.settings_model)
 
 
 def parse_config(text: str, origin: str = "config") -> RelayConfig:

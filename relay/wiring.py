@@ -1,23 +1,33 @@
-"""Assembles a `Relay` from the config and the environment: the adapters it talks through."""
+"""Assembles the relay from the config and the environment: the adapters it talks through,
+the listeners and hooks registered on it, the task queue its later work goes to."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from relay.chatops import SlashCommands
 from relay.config import DedupSettings, RelayConfig, missing_environment, secret_refs, token_is_set
 from relay.errors import ConfigError
 from relay.pipeline import Relay
+from relay.reports import build_target
 from relay.revyl.client import RequestsRevylClient
 from relay.secrets import ENDPOINT_VARIABLE, SecretManagerBackend, Secrets
 from relay.sources.slack import SlackSource
 from relay.stores import EventStore
+from relay.stores.checks import CheckStore, MemoryCheckStore
+from relay.stores.firestore import FirestoreEventStore
+from relay.stores.firestore_checks import FirestoreCheckStore
 from relay.stores.journaled import JournaledEventStore
 from relay.stores.memory import MemoryEventStore
 from relay.tasks import TaskQueue
+from relay.tasks.cloud import ENDPOINT_VARIABLE as TASKS_ENDPOINT_VARIABLE
+from relay.tasks.cloud import CloudTasksQueue
 from relay.tasks.local import LocalTaskQueue
+from relay.tasks.oidc import CERTS_URL_VARIABLE, GOOGLE_CERTS_URL, OidcVerifier
+from relay.verdicts.follower import Follower
 
 log = logging.getLogger("relay")
 
@@ -60,13 +70,24 @@ def secrets_for(
 def build_store(settings: DedupSettings, project: str | None) -> EventStore:
     """The store `dedup:` asks for; Firestore (and its client library) only when asked."""
     if settings.store == "firestore":
-        from relay.stores.firestore import FirestoreEventStore
-
         return JournaledEventStore(FirestoreEventStore(settings, project))
     return MemoryEventStore(settings.lease_seconds)
 
 
+@dataclass(frozen=True)
+class Service:
+    """The relay as the HTTP edge serves it: the pipeline, and the task queue its work after
+    the answer goes to (whose endpoint the edge serves when tasks come back over HTTP)."""
+
+    relay: Relay
+    tasks: TaskQueue
+
+
 def build_relay(config: RelayConfig, environ: Mapping[str, str] = os.environ) -> Relay:
+    return build_service(config, environ).relay
+
+
+def build_service(config: RelayConfig, environ: Mapping[str, str] = os.environ) -> Service:
     check_startup(config, environ)
     project = project_id(config, environ)
     dry_run = not token_is_set(config, environ)
@@ -75,20 +96,60 @@ def build_relay(config: RelayConfig, environ: Mapping[str, str] = os.environ) ->
             "dry-run: no Revyl token is configured, so webhooks are verified and routed "
             "but nothing is started (set revyl.token, e.g. {env: REVYL_API_KEY})"
         )
+    events = build_store(config.dedup, project)
     relay = Relay(
         config,
         secrets=secrets_for(config, environ),
         revyl=RequestsRevylClient(config.revyl),
-        store=build_store(config.dedup, project),
+        store=events,
         dry_run=dry_run,
     )
-    return assemble(relay, LocalTaskQueue())
+    tasks = build_task_queue(config, environ)
+    assemble(relay, tasks, build_check_store(config.dedup, events))
+    return Service(relay, tasks)
 
 
-def assemble(relay: Relay, tasks: TaskQueue) -> Relay:
+def assemble(relay: Relay, tasks: TaskQueue, checks: CheckStore | None = None) -> Relay:
     """What a relay does besides routing builds, registered on it as bolt registers listeners
-    on its app: each Slack source's slash commands."""
+    on its app: each Slack source's slash commands, and (with `verdicts:`) the follower of
+    the runs it starts."""
     for name, source in relay.sources.items():
         if isinstance(source, SlackSource):
             relay.listen(name, SlashCommands(name, relay, tasks).respond)
+    if relay.config.verdicts is not None:
+        targets = {
+            name: build_target(name, settings, relay.secrets)
+            for name, settings in relay.config.reports.items()
+        }
+        follower = Follower(
+            relay.config,
+            revyl=relay.revyl,
+            secrets=relay.secrets,
+            checks=checks or MemoryCheckStore(),
+            tasks=tasks,
+            targets=targets,
+        )
+        relay.after_start.append(follower.after_start)
     return relay
+
+
+def build_check_store(settings: DedupSettings, events: EventStore) -> CheckStore:
+    """Checks live beside the events: Firestore (sharing its client) or this process."""
+    shared = events.shared if isinstance(events, JournaledEventStore) else events
+    if isinstance(shared, FirestoreEventStore):
+        return FirestoreCheckStore(settings, shared.client)
+    return MemoryCheckStore()
+
+
+def build_task_queue(config: RelayConfig, environ: Mapping[str, str]) -> TaskQueue:
+    """Cloud Tasks with `verdicts: {follow: cloud-tasks}`, else this process's threads."""
+    verdicts = config.verdicts
+    if verdicts is None or verdicts.follow == "local" or verdicts.cloud_tasks is None:
+        return LocalTaskQueue()
+    cloud = verdicts.cloud_tasks
+    verifier = OidcVerifier(
+        audience=cloud.url,
+        email=cloud.service_account,
+        certs_url=environ.get(CERTS_URL_VARIABLE) or GOOGLE_CERTS_URL,
+    )
+    return CloudTasksQueue(cloud, verifier, endpoint=environ.get(TASKS_ENDPOINT_VARIABLE))

@@ -109,7 +109,7 @@ class HeldTasks(TaskQueue):
         super().__init__()
         self.scheduled: list[Task] = []
 
-    def schedule(self, task: Task) -> None:
+    def schedule(self, task: Task, attempt: int = 1) -> None:
         self.scheduled.append(task)
 
 

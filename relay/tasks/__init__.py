@@ -55,16 +55,31 @@ class UnknownTask(Exception):
     pass
 
 
+MAX_ATTEMPTS = 10
+BACKOFF_MIN = 1.0
+BACKOFF_MAX = 300.0
+
+
 class TaskQueue(ABC):
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        max_attempts: int = MAX_ATTEMPTS,
+        backoff_min: float = BACKOFF_MIN,
+        backoff_max: float = BACKOFF_MAX,
+    ) -> None:
         self.handlers: dict[str, TaskHandler] = {}
+        self.max_attempts = max_attempts
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
 
     def register(self, kind: str, handler: TaskHandler) -> None:
         self.handlers[kind] = handler
 
     @abstractmethod
-    def schedule(self, task: Task) -> None:
-        """Hand the task to the driver. Raises if the driver did not take it."""
+    def schedule(self, task: Task, attempt: int = 1) -> None:
+        """Hand the task (its `attempt`-th run) to the driver. Raises if the driver did not
+        take it; a task whose name was scheduled before is taken and dropped."""
 
     def run(self, kind: str, payload: Mapping[str, Any], attempt: int) -> None:
         """Run one attempt of a task (the driver calls this); RetryLater propagates."""
@@ -72,3 +87,37 @@ class TaskQueue(ABC):
         if handler is None:
             raise UnknownTask(f"no handler for task kind {kind!r}")
         handler(payload, attempt)
+
+    def retry(self, task: Task, attempt: int, reason: RetryLater) -> Task | None:
+        """The task's next attempt after `reason`, or None when it has had its last (logged).
+        A named task's retry has a name of its own, so the name stays scheduled once."""
+        fields = {"task": task.kind, "attempt": attempt, "reason": reason.reason}
+        if attempt >= self.max_attempts:
+            log.error("task given up after its last attempt", extra=fields)
+            return None
+        backoff = min(self.backoff_max, self.backoff_min * 2.0 ** (attempt - 1))
+        delay = reason.after if reason.after is not None else backoff
+        log.warning("task to be retried", extra={**fields, "retry_in_s": round(delay, 1)})
+        name = f"{base_name(task.name)}-a{attempt + 1}" if task.name else None
+        return Task(task.kind, task.payload, name, delay)
+
+
+def base_name(name: str) -> str:
+    """A retry's name without its attempt suffix (`x-a3` → `x`)."""
+    head, sep, tail = name.rpartition("-a")
+    return head if sep and tail.isdigit() else name
+
+
+def envelope(task: Task, attempt: int) -> dict[str, Any]:
+    """A task as the JSON a driver carries (and Cloud Tasks posts back)."""
+    return {"kind": task.kind, "payload": dict(task.payload), "name": task.name, "attempt": attempt}
+
+
+def from_envelope(data: Any) -> tuple[Task, int]:
+    """The task and attempt an envelope carries; ValueError if it is not one."""
+    if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+        raise ValueError("not a task: a JSON object with `kind` and `payload` is expected")
+    payload, attempt, name = data.get("payload") or {}, data.get("attempt", 1), data.get("name")
+    if not isinstance(payload, dict) or not isinstance(attempt, int) or attempt < 1:
+        raise ValueError("a task's `payload` is an object and its `attempt` a positive integer")
+    return Task(data["kind"], payload, name if isinstance(name, str) else None), attempt

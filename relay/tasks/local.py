@@ -1,8 +1,8 @@
 """The in-process driver: tasks run on this process's threads, at the time asked.
 
-For local runs and tests. Nothing survives the process (a deployment that needs the work to
-outlive an instance uses Cloud Tasks). A `RetryLater` runs the task again after its `after`, or
-after a doubling backoff, up to `max_attempts`; a name is scheduled once for the process's life.
+For local runs and tests. Nothing survives the process (a deployment whose work must outlive
+an instance uses Cloud Tasks: `relay.tasks.cloud`). A `RetryLater` runs the task again as the
+queue's `retry` says; a name is scheduled once for the process's life.
 """
 
 from __future__ import annotations
@@ -15,32 +15,22 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from relay.tasks import RetryLater, Task, TaskQueue
 
 log = logging.getLogger("relay")
 
-MAX_ATTEMPTS = 10
-BACKOFF_MIN = 1.0
-BACKOFF_MAX = 60.0
+Due = tuple[float, int, Task, int, contextvars.Context]
 
 
 class LocalTaskQueue(TaskQueue):
     def __init__(
-        self,
-        *,
-        max_attempts: int = MAX_ATTEMPTS,
-        backoff_min: float = BACKOFF_MIN,
-        backoff_max: float = BACKOFF_MAX,
-        workers: int = 8,
-        clock: Callable[[], float] = time.monotonic,
+        self, *, workers: int = 8, clock: Callable[[], float] = time.monotonic, **policy: Any
     ) -> None:
-        super().__init__()
-        self.max_attempts = max_attempts
-        self.backoff_min = backoff_min
-        self.backoff_max = backoff_max
+        super().__init__(**policy)
         self.clock = clock
-        self._due: list[tuple[float, int, Task, int, contextvars.Context]] = []
+        self._due: list[Due] = []
         self._order = itertools.count()
         self._names: set[str] = set()
         self._busy = 0
@@ -48,22 +38,19 @@ class LocalTaskQueue(TaskQueue):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="task")
         self._thread: threading.Thread | None = None
 
-    def schedule(self, task: Task) -> None:
+    def schedule(self, task: Task, attempt: int = 1) -> None:
         with self._cond:
             if task.name is not None:
                 if task.name in self._names:
                     return  # scheduled once per name
                 self._names.add(task.name)
-            self._push(task, 1, task.delay, contextvars.copy_context())
-
-    def _push(self, task: Task, attempt: int, delay: float, ctx: contextvars.Context) -> None:
-        """Called with the condition held."""
-        entry = (self.clock() + max(0.0, delay), next(self._order), task, attempt, ctx)
-        heapq.heappush(self._due, entry)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="tasks", daemon=True)
-            self._thread.start()
-        self._cond.notify()
+            when = self.clock() + max(0.0, task.delay)
+            ctx = contextvars.copy_context()  # the request's trace stays on the task's log lines
+            heapq.heappush(self._due, (when, next(self._order), task, attempt, ctx))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="tasks", daemon=True)
+                self._thread.start()
+            self._cond.notify()
 
     def _loop(self) -> None:
         while True:
@@ -73,30 +60,21 @@ class LocalTaskQueue(TaskQueue):
                     self._cond.wait(timeout)
                 _, _, task, attempt, ctx = heapq.heappop(self._due)
                 self._busy += 1
-            self._pool.submit(ctx.copy().run, self._attempt, task, attempt, ctx)
+            self._pool.submit(ctx.run, self._attempt, task, attempt)
 
-    def _attempt(self, task: Task, attempt: int, ctx: contextvars.Context) -> None:
+    def _attempt(self, task: Task, attempt: int) -> None:
         try:
             self.run(task.kind, task.payload, attempt)
-        except RetryLater as retry:
-            self._again(task, attempt, retry, ctx)
+        except RetryLater as reason:
+            again = self.retry(task, attempt, reason)
+            if again is not None:
+                self.schedule(again, attempt + 1)
         except Exception:
             log.exception("task failed", extra={"task": task.kind, "attempt": attempt})
         finally:
             with self._cond:
                 self._busy -= 1
                 self._cond.notify_all()
-
-    def _again(self, task: Task, attempt: int, retry: RetryLater, ctx: contextvars.Context) -> None:
-        fields = {"task": task.kind, "attempt": attempt, "reason": retry.reason}
-        if attempt >= self.max_attempts:
-            log.error("task given up after its last attempt", extra=fields)
-            return
-        backoff = min(self.backoff_max, self.backoff_min * 2 ** (attempt - 1))
-        delay = retry.after if retry.after is not None else backoff
-        log.warning("task to be retried", extra={**fields, "retry_in_s": round(delay, 1)})
-        with self._cond:
-            self._push(task, attempt + 1, delay, ctx)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is due or running (tests and the sandbox); False on timeout."""

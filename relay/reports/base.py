@@ -1,0 +1,54 @@
+"""What every report target is: a check at a phase in, one delivery to the team's tool out.
+
+A target gets the check (`relay.verdicts.check.Check`) at `started` (its runs are running)
+and at `finished` (its verdict), and what its own `started` delivery left (`earlier`: a Slack
+message's `ts`, say). It answers `Sent(data)` or `Skipped(reason)`, or raises `RetryLater`
+(the tool answered 5xx or 429, or could not be reached) or `Refused` (a 4xx or a setting to
+fix: retrying will not help). The engine (`relay.verdicts.follower`) makes each delivery
+happen once per check, phase and target, logs every attempt, and retries.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from relay.config import ReportSettings
+from relay.secrets import SecretReader
+from relay.verdicts.check import Check, Phase
+
+
+@dataclass(frozen=True)
+class Sent:
+    data: Mapping[str, Any] = field(default_factory=dict)  # kept for the target's later phases
+    detail: str | None = None  # for the log line (where it went)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: str
+
+
+class Refused(Exception):
+    """The target refused the delivery, or a setting is wrong: `message` says what to fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ReportTarget:
+    """One configured report target (`reports.<name>` in the config)."""
+
+    type: ClassVar[str]
+    Settings: ClassVar[builtins.type[ReportSettings]] = ReportSettings
+
+    def __init__(self, name: str, settings: ReportSettings, secrets: SecretReader) -> None:
+        self.name = name
+        self.settings = settings
+        self.secrets = secrets
+
+    def report(self, phase: Phase, check: Check, earlier: Mapping[str, Any]) -> Sent | Skipped:
+        raise NotImplementedError
