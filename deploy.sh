@@ -161,6 +161,7 @@ secret_value() {
   elif [[ -t 0 ]]; then
     read -rsp "Value of the secret $name (not shown): " value
     printf '\n' >&2
+    value="${value%$'\r'}"  # a terminal may send Enter as CR, which is no part of the value
   else
     die "secret $name needs a value: set $variable, or run deploy.sh in a terminal to be asked"
   fi
@@ -206,7 +207,8 @@ else
 fi
 
 SECRET_MOUNTS=()
-while IFS=$'\t' read -r kind name project mount variable used_by; do
+# The lines come in on descriptor 3, so that the prompt for a value still reads the terminal.
+while IFS=$'\t' read -r kind name project mount variable used_by <&3; do
   [[ $kind == secret ]] || continue
   [[ $project != - ]] || project="$PROJECT"
   step "secret $name (project $project) for $used_by"
@@ -233,7 +235,7 @@ while IFS=$'\t' read -r kind name project mount variable used_by; do
     [[ $project == "$PROJECT" ]] || ref="projects/$project/secrets/$name"
     SECRET_MOUNTS+=("$mount=$ref:latest")
   fi
-done <<< "$INFO"
+done 3<<< "$INFO"
 
 DATABASE="$(field firestore 2)"
 if [[ -n $DATABASE ]]; then
