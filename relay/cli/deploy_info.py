@@ -2,37 +2,33 @@
 
     source     NAME  TYPE  WHERE-TO-PASTE-THE-URL
     secret     SECRET-ID  PROJECT  MOUNT-AS  VALUE-FROM  USED-BY
+    store      memory|firestore
     firestore  DATABASE  COLLECTION  TTL-FIELD
+    verdicts   local|cloud-tasks
+    tasks      QUEUE-PATH  SERVICE-ACCOUNT  URL  POLL-SECONDS  GIVE-UP-SECONDS
     lease      SECONDS
     dry-run    yes|no
 
 An empty field is `-` (bash's `read` would merge two tabs). `{secret: NAME}` refs are read by the
 relay at run time; `{env: VARIABLE}` refs are stored in Secret Manager under the variable's name
 in kebab case and mounted as that variable (MOUNT-AS). VALUE-FROM is the variable deploy.sh
-reads a missing secret's value from before it asks for it. `dry-run` is decided as the deployed
-relay decides it, with every `{env: VARIABLE}` mounted.
+reads a missing secret's value from before it asks for it. `verdicts` comes with a `verdicts:`
+section, `tasks` only with `verdicts:
+{follow: cloud-tasks}`: the queue, the account the tasks' OIDC tokens are for and the URL they are
+sent to, with `poll_seconds` and `give_up_seconds` rounded up to whole seconds (the queue's retry
+settings are given in seconds). `dry-run` is decided as the deployed relay decides it, with every
+`{env: VARIABLE}` mounted.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 
 from relay.cli.common import load, refs_by_secret
-from relay.config import RelayConfig, SecretRef, secret_refs, token_is_set
+from relay.config import RelayConfig, SecretRef, VerdictSettings, secret_refs, token_is_set
+from relay.sources import source_class
 from relay.stores.firestore import TTL_FIELD  # each record's expiry: the TTL policy's field
-
-WHERE = {
-    "eas": "eas webhook:create --event BUILD --url {url} --secret <its secret>",
-    "generic": "your CI posts Standard Webhooks-signed JSON to {url}",
-    "codemagic": "the publishing script of examples/codemagic.yaml posts to {url}",
-    "github": "repository Settings > Webhooks > Add webhook: Payload URL {url}, "
-    "application/json, its secret; events Releases, Workflow runs, Repository dispatches",
-    "bitrise": "the app's Project settings > Integrations > Webhooks > Outgoing: "
-    "URL {url}, its secret, events Build",
-    "app-store-connect": "App Store Connect Users and Access > Integrations > Webhooks: "
-    "Payload URL {url}, its secret, event Build Upload State",
-    "slack": "your Slack app's Slash Commands: Request URL {url}",
-}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,13 +41,18 @@ def run(args: argparse.Namespace) -> int:
 def info_lines(config: RelayConfig) -> list[list[str]]:
     lines = []
     for name, settings in config.sources.items():
-        hint = WHERE.get(settings.type, "POST its webhooks to {url}")
+        hint = source_class(settings.type).wiring_hint
         lines.append(["source", name, settings.type, hint])
     for ref, used_by in refs_by_secret(config).items():
         lines.append(["secret", *secret_fields(ref), ",".join(used_by)])
     dedup = config.dedup
+    lines.append(["store", dedup.store])
     if dedup.store == "firestore":
         lines.append(["firestore", dedup.database, dedup.collection, TTL_FIELD])
+    if config.verdicts is not None:
+        lines.append(["verdicts", config.verdicts.follow])
+    if config.verdicts is not None and config.verdicts.follow == "cloud-tasks":
+        lines.append(["tasks", *tasks_fields(config.verdicts)])
     lines.append(["lease", str(dedup.lease_seconds)])
     deployed = {ref.env: "mounted" for _, ref in secret_refs(config) if ref.env}
     lines.append(["dry-run", "no" if token_is_set(config, deployed) else "yes"])
@@ -71,3 +72,11 @@ def secret_fields(ref: SecretRef) -> list[str]:
         parts = name.split("/")  # projects/P/secrets/NAME[/versions/V]
         project, name = parts[1], parts[3]
     return [name, project, "", name.upper().replace("-", "_")]
+
+
+def tasks_fields(verdicts: VerdictSettings) -> list[str]:
+    """Queue path, the tasks' service account, their URL, and the poll and give-up seconds."""
+    tasks = verdicts.cloud_tasks
+    assert tasks is not None  # follow: cloud-tasks requires it
+    seconds = (math.ceil(verdicts.poll_seconds), math.ceil(verdicts.give_up_seconds))
+    return [tasks.queue, tasks.service_account, tasks.url, *map(str, seconds)]
