@@ -117,7 +117,7 @@ def from_envelope(data: Any) -> tuple[Task, int]:
     """The task and attempt an envelope carries; ValueError if it is not one."""
     if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         raise ValueError("not a task: a JSON object with `kind` and `payload` is expected")
-    payload, attempt, name = data.get("payload") or {}, data.get("attempt", 1), data.get("name")
+    payload, attempt, name = data.get("payload", {}), data.get("attempt", 1), data.get("name")
     if not isinstance(payload, dict) or not isinstance(attempt, int) or attempt < 1:
         raise ValueError("a task's `payload` is an object and its `attempt` a positive integer")
     return Task(data["kind"], payload, name if isinstance(name, str) else None), attempt

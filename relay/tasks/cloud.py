@@ -84,7 +84,7 @@ class CloudTasksQueue(TaskQueue):
                 parent=self.settings.queue, task=created, timeout=CREATE_TIMEOUT
             )
         except exceptions.Conflict:  # scheduled before (or run within the hour): once is enough
-            log.info("task already scheduled", extra={"task": task.kind, "name": task.name})
+            log.info("task already scheduled", extra={"task": task.kind, "task_name": task.name})
 
     def client(self) -> Any:
         with self._lock:
@@ -121,13 +121,13 @@ class CloudTasksQueue(TaskQueue):
         except RetryLater as reason:
             self._again(task, attempt, reason)
         except UnknownTask as exc:  # from another version of the relay: retrying cannot help
-            log.error(str(exc), extra={"task": task.kind, "name": task.name})
+            log.error(str(exc), extra={"task": task.kind, "task_name": task.name})
         log.info(
             f"task {task.kind} ran",
             extra={
                 "task": task.kind,
                 "attempt": attempt,
-                "name": task.name,
+                "task_name": task.name,
                 "latency_ms": round((time.monotonic() - started) * 1000, 1),
             },
         )

@@ -209,7 +209,7 @@ class Follower:
         if claim.kind == "done":
             return
         if claim.kind == "busy":
-            raise RetryLater("another delivery of this report is in flight", after=30.0)
+            raise RetryLater("another delivery of this report is in flight", after=5.0)
 
         def end(state: Any, data: Mapping[str, Any] | None = None) -> None:
             stored_or_retry(
