@@ -18,6 +18,7 @@ Slack source. `relay/slack_blocks.py` renders the messages.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 import threading
 import time
@@ -358,8 +359,9 @@ class SlashCommands:
             "targets": [e.target for e in reply.body.executions],
         }
         payload = {"response_url": command.response_url, "message": reply.message, "log": fields}
+        name = "followup-" + hashlib.sha256(event.key.encode("utf-8", "surrogatepass")).hexdigest()
         try:
-            self.tasks.schedule(Task(f"{FOLLOW_UP}:{self.name}", payload))
+            self.tasks.schedule(Task(f"{FOLLOW_UP}:{self.name}", payload, name[:64]))
         except Exception as exc:
             log.error(
                 f"{self.name}: follow-up NOT posted: the task queue refused it",
