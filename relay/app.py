@@ -24,6 +24,7 @@ from relay.logs import scrub, setup_logging, trace_context, trace_from_header
 from relay.pipeline import Relay
 from relay.plugins import load_config
 from relay.sources import Delivery
+from relay.sources.payload import readable
 from relay.wiring import build_relay, project_id
 
 MAX_BODY_BYTES = 1 << 20
@@ -68,13 +69,24 @@ def handle_request(relay: Relay, request: flask.Request) -> flask.Response:
     except Exception:
         log.exception("unexpected error")
         answer = answers.internal_error()
+    try:
+        payload = encode(answer)
+    except Exception:  # the runs may have started: still a JSON answer, and a JSON log line
+        log.exception("the answer could not be serialized")
+        answer = answers.internal_error()
+        payload = encode(answer)
     log_answer(request, answer, started)
-    if answer.reply is not None:
-        payload = json.dumps(answer.reply)
-    else:
-        payload = answer.body.model_dump_json(exclude_none=True)
-    payload = scrub(payload)
     return flask.Response(payload, answer.status, answer.headers, mimetype="application/json")
+
+
+def encode(answer: Answer) -> str:
+    """The answer's JSON text. Strings from a payload or from Revyl are made `readable` first:
+    one lone surrogate would otherwise make the whole answer unserializable."""
+    if answer.reply is not None:
+        data: Any = answer.reply
+    else:
+        data = answer.body.model_dump(mode="json", exclude_none=True)
+    return scrub(json.dumps(readable(data), ensure_ascii=False, separators=(",", ":")))
 
 
 def log_answer(request: flask.Request, answer: Answer, started: float) -> None:

@@ -2,6 +2,8 @@
 
 A signed payload may still have an odd shape (a string where an object was expected, a number
 for a name): it must become "not given" or a `BadRequest` naming the field, never a 500.
+Every source reads its JSON through `json_object`, the one place that bounds nesting and makes
+strings safe to echo.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from relay.errors import BadRequest
 from relay.models import Artifact, Platform
 
 PLATFORMS: tuple[Platform, ...] = ("ios", "android")
+# Objects and arrays inside one another. Build payloads nest under 10 deep; past ~1,000 Python's
+# parser overflows its recursion limit, so a limit well below that is a 400, never a 500.
+MAX_JSON_DEPTH = 64
+TOO_DEEP = f"body is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def text(value: Any) -> str | None:
@@ -95,11 +102,36 @@ def artifact_from_url(url: str, name: str | None = None) -> Artifact:
 
 
 def json_object(body: bytes) -> dict[str, Any]:
-    """Parse a JSON object body, or raise BadRequest saying what is wrong."""
+    """Parse a JSON object body, or raise BadRequest saying what is wrong: invalid JSON, not an
+    object, or nested deeper than MAX_JSON_DEPTH. Its strings come out `readable`."""
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise BadRequest(TOO_DEEP) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
-    return data
+    try:
+        return cast(dict[str, Any], readable(data))
+    except TooDeep:
+        raise BadRequest(TOO_DEEP) from None
+
+
+class TooDeep(ValueError):
+    pass
+
+
+def readable(value: Any, depth: int = 0) -> Any:
+    """A JSON value whose strings (keys too) are valid Unicode: JSON may carry a lone surrogate
+    (`"\\ud800"`, or its raw bytes), which no UTF-8 answer, log line or header can hold, so it
+    becomes U+FFFD. Raises TooDeep past MAX_JSON_DEPTH nested objects and arrays."""
+    if isinstance(value, str):
+        return value if value.isascii() else LONE_SURROGATE.sub("\ufffd", value)
+    if not isinstance(value, (dict, list)):
+        return value
+    if depth >= MAX_JSON_DEPTH:
+        raise TooDeep
+    if isinstance(value, list):
+        return [readable(item, depth + 1) for item in value]
+    return {readable(key): readable(item, depth + 1) for key, item in value.items()}

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -32,7 +33,9 @@ from pydantic import BaseModel
 from relay.config import SecretRef
 from relay.errors import Unauthorized
 from relay.plugins import typed_sources
+from relay.signatures import sign_hex_hmac
 from relay.sources import Delivery, build_source, known_types, settings_model
+from relay.sources.payload import MAX_JSON_DEPTH
 from tests.conftest import REVYL_TOKEN
 from tests.fakes.revyl import FakeRevyl
 from tests.payloads import PAYLOADS
@@ -338,3 +341,136 @@ def test_signed_random_bodies_never_fail(relay, revyl, source_type, data):
     headers = signed(source_type, body)
     answer = send(relay, source_type, body, headers)
     assert_relay_answer(answer)
+
+
+# --- the promises under attack: replays, odd strings, deep nesting, repeated ids, big values ---
+
+
+def source_of(source_type: str):
+    return build_source(
+        source_type, typed_sources({source_type: CONFIGS[source_type]})[source_type]
+    )
+
+
+def acted_on_samples(source_type: str) -> list[bytes]:
+    """The sample deliveries this type reads as something to act on (a build, a command)."""
+    source, found = source_of(source_type), []
+    bodies = [p.read_bytes() for p in sorted(Path(PAYLOADS).iterdir())]
+    for body in [*bodies, sample(source_type)]:
+        try:
+            headers = source.sign(body, SECRET, time.time(), "msg_first")
+            lowered = {k.lower(): v for k, v in headers.items()}
+            if not source.parse(Delivery(lowered, body, time.time())).ignored:
+                found.append(body)
+        except Exception:  # noqa: S110 - not this type's payload
+            pass
+    return found
+
+
+def github_delivery(body: bytes, event: str) -> dict[str, str]:
+    headers = signed("github", body)
+    return {**headers, "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4())}
+
+
+def fresh_github_sample(event: str) -> dict[str, Any]:
+    """A GitHub sample no other test sent: its ids are new."""
+    name = {
+        "release": "github-release-published.json",
+        "workflow_run": "github-workflow-run-completed.json",
+        "repository_dispatch": "github-repository-dispatch.json",
+    }[event]
+    data = json.loads((Path(PAYLOADS) / name).read_bytes())
+    unique = uuid.uuid4().int % 10**12
+    if event == "release":
+        data["release"]["id"] = unique
+    elif event == "workflow_run":
+        data["workflow_run"]["id"] = unique
+    else:
+        data["client_payload"]["build_id"] = str(unique)
+    return data
+
+
+def with_lone_surrogates(value: Any) -> Any:
+    """Every string of a JSON value (keys too) with a lone surrogate appended."""
+    if isinstance(value, dict):
+        return {f"{k}\ud800": with_lone_surrogates(v) for k, v in value.items()} | {
+            k: with_lone_surrogates(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [with_lone_surrogates(v) for v in value]
+    return f"{value}\udfff" if isinstance(value, str) else value
+
+
+def assert_every_log_line_is_json(relay: FunctionProcess) -> None:
+    for line in relay.log_text().splitlines():
+        if line.startswith("{"):
+            json.loads(line)
+        else:  # functions-framework's and gunicorn's own start-up lines
+            assert line.startswith(("[", "relay ready")) or "Booting worker" in line, line
+
+
+@pytest.mark.parametrize("source_type", SOURCE_TYPES)
+def test_lone_surrogates_in_every_string_are_answered_in_json(relay, revyl, source_type):
+    for body in acted_on_samples(source_type):
+        try:
+            data = json.loads(body)
+        except ValueError:  # a form: percent-encoded, the reader decodes it leniently
+            poisoned = body + b"%ED%A0%80&text=help%ED%A0%80"
+        else:
+            poisoned = json.dumps(with_lone_surrogates(data)).encode()
+        answer = send(relay, source_type, poisoned, signed(source_type, poisoned))
+        assert_relay_answer(answer)
+        assert "\\ud800" not in answer.text
+        assert "\\udfff" not in answer.text
+    assert_every_log_line_is_json(relay)
+
+
+def test_a_lone_surrogate_in_an_eas_field_is_replaced_and_redeliveries_are_duplicates(relay, revyl):
+    data = json.loads((Path(PAYLOADS) / "eas-build-finished-ios.json").read_bytes())
+    data["id"] = str(uuid.uuid4())
+    body = json.dumps({**data, "gitRef": "x\ud800"}).encode()
+    assert b"\\ud800" in body
+    first = send(relay, "eas", body, signed("eas", body))
+    assert first.json()["decision"] == "triggered", first.text
+    assert first.json()["build"]["branch"] == "x\ufffd"
+    again = send(relay, "eas", body, signed("eas", body))
+    assert again.json()["decision"] == "duplicate", again.text
+    (execute,) = revyl.calls_to("/execute_test_id_async")
+    assert execute.headers["x-ci-branch"].encode("latin-1").decode() == "x\ufffd"
+    assert_every_log_line_is_json(relay)
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def deep_body(source_type: str, depth: int) -> tuple[bytes, dict[str, str]]:
+    if source_type == "github":
+        data = fresh_github_sample("release")
+        text = json.dumps(data)[:-1] + f', "deep": {nested(depth)}}}'
+        body = urlencode({"payload": text}).encode()
+        return body, {
+            "X-GitHub-Event": "release",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": sign_hex_hmac(SECRET, body, "sha256", "sha256="),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+    data = json.loads(sample(source_type))
+    body = (json.dumps(data)[:-1] + f', "deep": {nested(depth)}}}').encode()
+    return body, signed(source_type, body)
+
+
+@pytest.mark.parametrize("source_type", ["eas", "github", "generic"])
+def test_json_nested_deeper_than_the_limit_is_a_400(relay, revyl, source_type):
+    for depth in (MAX_JSON_DEPTH, 1100, 100_000):
+        body, headers = deep_body(source_type, depth)
+        answer = send(relay, source_type, body, headers)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["reason"] == (
+            f"body is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+        )
+    assert revyl.calls == []
+    body, headers = deep_body(source_type, MAX_JSON_DEPTH - 1)  # the object itself is a level
+    answer = send(relay, source_type, body, headers)
+    assert_relay_answer(answer)
+    assert "nested" not in answer.json().get("reason", ""), answer.text

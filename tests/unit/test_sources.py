@@ -9,6 +9,7 @@ from relay.errors import BadRequest
 from relay.sources import Delivery, known_types, source_class
 from relay.sources.eas import EasSource
 from relay.sources.generic import GenericSource, read_build
+from relay.sources.payload import MAX_JSON_DEPTH, json_object
 from tests.payloads import GENERIC_HEADERS, GENERIC_TIMESTAMP, payload
 
 SECRET = SecretRef(env="X")
@@ -256,3 +257,31 @@ def test_generic_empty_platform_means_not_given():
     build = read_build({"platform": "", "version": "1"}, source="ci", system="ci")
     assert not isinstance(build, str)
     assert build.platform is None
+
+
+def test_json_object_bounds_nesting_at_the_limit():
+    at_limit = "[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)
+    assert json_object(f'{{"a": {at_limit}}}'.encode())["a"] is not None
+    for depth in (MAX_JSON_DEPTH, 1100, 200_000):
+        deeper = "[" * depth + "]" * depth
+        with pytest.raises(BadRequest, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+            json_object(f'{{"a": {deeper}}}'.encode())
+        with pytest.raises(BadRequest, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+            json_object(('{"a": ' + '{"b": ' * depth + "1" + "}" * depth + "}").encode())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"k\\ud800": ["x\\udfff", {"y": "\\ud83d"}]}',
+        b'{"k\xed\xa0\x80": ["x\xed\xbf\xbf", {"y": "\xed\xa0\xbd"}]}',
+    ],
+)
+def test_json_object_replaces_lone_surrogates_escaped_or_raw(body):
+    data = json_object(body)
+    assert data == {"k\ufffd": ["x\ufffd", {"y": "\ufffd"}]}
+    json.dumps(data, ensure_ascii=False).encode()  # valid UTF-8 now
+    assert json_object('{"pair": "\\ud83d\\ude00", "é": "ü"}'.encode()) == {
+        "pair": "\U0001f600",
+        "é": "ü",
+    }
