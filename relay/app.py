@@ -28,6 +28,7 @@ from relay.sources.payload import readable
 from relay.wiring import build_relay, project_id
 
 MAX_BODY_BYTES = 1 << 20
+MAX_DELIVERY_ID = 200  # characters of a sender's delivery id that are logged
 
 log = logging.getLogger("relay")
 
@@ -75,7 +76,7 @@ def handle_request(relay: Relay, request: flask.Request) -> flask.Response:
         log.exception("the answer could not be serialized")
         answer = answers.internal_error()
         payload = encode(answer)
-    log_answer(request, answer, started)
+    log_answer(request, answer, started, delivery_id(relay, request))
     return flask.Response(payload, answer.status, answer.headers, mimetype="application/json")
 
 
@@ -89,10 +90,22 @@ def encode(answer: Answer) -> str:
     return scrub(json.dumps(readable(data), ensure_ascii=False, separators=(",", ":")))
 
 
-def log_answer(request: flask.Request, answer: Answer, started: float) -> None:
+def delivery_id(relay: Relay, request: flask.Request) -> str | None:
+    """The sender's id of this delivery (GitHub's GUID, `webhook-id`), for the log line: never
+    the event key, which only signed content makes."""
+    source = relay.sources.get(request.path.strip("/"))
+    header = source.delivery_id_header if source else None
+    value = request.headers.get(header) if header else None
+    return value[:MAX_DELIVERY_ID] if value else None
+
+
+def log_answer(
+    request: flask.Request, answer: Answer, started: float, delivery: str | None = None
+) -> None:
     body = answer.body
     fields: dict[str, Any] = {
         "source": request.path.strip("/") or None,
+        "delivery_id": delivery,
         "method": request.method,
         "status": answer.status,
         "event": body.event,

@@ -56,6 +56,8 @@ class Source:
     Settings: ClassVar[builtins.type[SourceSettings]] = SourceSettings
     # where the sender is told the relay's URL ({url}): deploy.sh prints it after a deploy
     wiring_hint: ClassVar[str] = "POST its webhooks to {url}"
+    # the header naming one delivery (logged with the answer, to find it in the sender's UI)
+    delivery_id_header: ClassVar[str | None] = None
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         self.name = name
@@ -114,6 +116,8 @@ class HmacSignedSource(Source):
 
 class StandardWebhookSource(Source):
     """A sender that signs the Standard Webhooks way (generic, Codemagic's publishing step)."""
+
+    delivery_id_header = "webhook-id"
 
     def verify(self, delivery: Delivery, secret: str) -> None:
         verify_standard_webhook(

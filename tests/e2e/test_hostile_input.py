@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from relay.config import SecretRef
-from relay.errors import Unauthorized
+from relay.errors import BadRequest, Unauthorized
 from relay.plugins import typed_sources
 from relay.signatures import sign_hex_hmac
 from relay.sources import Delivery, build_source, known_types, settings_model
@@ -367,6 +367,27 @@ def acted_on_samples(source_type: str) -> list[bytes]:
     return found
 
 
+@pytest.mark.parametrize("source_type", SOURCE_TYPES)
+def test_the_event_key_is_made_of_signed_content_only(source_type):
+    """A captured delivery resent with any header the signature does not cover changed (a new
+    delivery GUID, another event type) is the same event, or nothing at all: never a new one."""
+    source = source_of(source_type)
+    bodies = acted_on_samples(source_type)
+    assert bodies, f"no sample is an event {source_type} acts on"
+    for body in bodies:
+        headers = {k.lower(): v for k, v in source.sign(body, SECRET, time.time(), "m1").items()}
+        key = source.parse(Delivery(headers, body, time.time())).key
+        for name, value in headers.items():
+            for changed in (str(uuid.uuid4()), value.upper(), f"{value}0", ""):
+                mutated = Delivery({**headers, name: changed}, body, time.time())
+                try:
+                    source.verify(mutated, SECRET)
+                    event = source.parse(mutated)
+                except (Unauthorized, BadRequest):  # refused: a 401 or a 400
+                    event = None
+                assert event is None or event.ignored or event.key == key, (name, changed, key)
+
+
 def github_delivery(body: bytes, event: str) -> dict[str, str]:
     headers = signed("github", body)
     return {**headers, "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4())}
@@ -388,6 +409,27 @@ def fresh_github_sample(event: str) -> dict[str, Any]:
     else:
         data["client_payload"]["build_id"] = str(unique)
     return data
+
+
+@pytest.mark.parametrize("event", ["release", "workflow_run", "repository_dispatch"])
+def test_a_captured_github_delivery_resent_with_a_new_guid_starts_nothing(relay, revyl, event):
+    body = json.dumps(fresh_github_sample(event)).encode()
+    first = send(relay, "github", body, github_delivery(body, event))
+    assert first.json()["decision"] == "triggered", first.text
+    replayed = send(relay, "github", body, github_delivery(body, event))
+    assert replayed.json()["decision"] == "duplicate", replayed.text
+    assert replayed.json()["event"] == first.json()["event"]
+    assert len(revyl.calls_to("/execute_test_id_async")) == 1
+
+
+def test_a_github_re_run_is_a_new_event(relay, revyl):
+    data = fresh_github_sample("workflow_run")
+    for attempt in (1, 2):
+        data["workflow_run"]["run_attempt"] = attempt
+        body = json.dumps(data).encode()
+        answer = send(relay, "github", body, github_delivery(body, "workflow_run"))
+        assert answer.json()["decision"] == "triggered", answer.text
+    assert len(revyl.calls_to("/execute_test_id_async")) == 2
 
 
 def with_lone_surrogates(value: Any) -> Any:
