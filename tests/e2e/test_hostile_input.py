@@ -35,6 +35,7 @@ from relay.errors import BadRequest, Unauthorized
 from relay.plugins import typed_sources
 from relay.signatures import sign_hex_hmac
 from relay.sources import Delivery, build_source, known_types, settings_model
+from relay.sources.generic import MAX_TEST_IDS
 from relay.sources.payload import MAX_JSON_DEPTH
 from tests.conftest import REVYL_TOKEN
 from tests.fakes.revyl import FakeRevyl
@@ -516,3 +517,22 @@ def test_json_nested_deeper_than_the_limit_is_a_400(relay, revyl, source_type):
     answer = send(relay, source_type, body, headers)
     assert_relay_answer(answer)
     assert "nested" not in answer.json().get("reason", ""), answer.text
+
+
+def test_the_same_test_named_several_ways_starts_once(relay, revyl):
+    other = str(uuid.uuid4())
+    given = [TEST, TEST.upper(), "{" + TEST + "}", f"urn:uuid:{TEST}", other, other.upper()]
+    body = json.dumps({"status": "success", "test_ids": given}).encode()
+    answer = send(relay, "generic", body, signed("generic", body))
+    assert answer.json()["decision"] == "triggered", answer.text
+    started = [c.json["test_id"] for c in revyl.calls_to("/execute_test_id_async")]
+    assert sorted(started) == sorted([TEST, other])
+
+
+def test_more_test_ids_than_the_limit_is_a_400_and_starts_nothing(relay, revyl):
+    given = [str(uuid.uuid4()) for _ in range(MAX_TEST_IDS + 1)]
+    body = json.dumps({"status": "success", "test_ids": given}).encode()
+    answer = send(relay, "generic", body, signed("generic", body))
+    assert answer.status_code == 400, answer.text
+    assert f"at most {MAX_TEST_IDS} tests per delivery" in answer.json()["reason"]
+    assert revyl.calls == []

@@ -1,6 +1,7 @@
 """EAS and generic payloads → normalized builds (pure: no network, no server)."""
 
 import json
+import uuid
 
 import pytest
 
@@ -8,7 +9,7 @@ from relay.config import SecretRef, SourceSettings
 from relay.errors import BadRequest
 from relay.sources import Delivery, known_types, source_class
 from relay.sources.eas import EasSource
-from relay.sources.generic import GenericSource, read_build
+from relay.sources.generic import MAX_TEST_IDS, GenericSource, read_build
 from relay.sources.payload import MAX_JSON_DEPTH, json_object
 from tests.payloads import GENERIC_HEADERS, GENERIC_TIMESTAMP, payload
 
@@ -285,3 +286,15 @@ def test_json_object_replaces_lone_surrogates_escaped_or_raw(body):
         "pair": "\U0001f600",
         "é": "ü",
     }
+
+
+def test_generic_test_ids_are_canonical_once_each_and_at_most_the_limit():
+    t1, t2 = "0f8f6c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6", "1a9e7d2b-3c4d-4e5f-9a01-b2c3d4e5f6a7"
+    spellings = [t1.upper(), "{" + t1 + "}", f"urn:uuid:{t1}", t2, t1, t2.replace("-", "")]
+    build = read_build({"test_ids": spellings}, source="ci", system="ci")
+    assert not isinstance(build, str)
+    assert build.test_ids == (t1, t2)
+    many = [str(uuid.UUID(int=n)) for n in range(MAX_TEST_IDS)]
+    assert len(read_build({"test_ids": many}, source="ci", system="ci").test_ids) == MAX_TEST_IDS
+    with pytest.raises(BadRequest, match=f"test_ids: at most {MAX_TEST_IDS} tests per delivery"):
+        read_build({"test_ids": [*many, t1]}, source="ci", system="ci")
