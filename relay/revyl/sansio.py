@@ -22,6 +22,7 @@ EXECUTE_WORKFLOW = "/api/v1/execution/api/execute_workflow_id_async"
 TEST_STATUS = "/api/v1/tests/get_test_execution_task"
 WORKFLOW_STATUS = "/api/v1/workflows/status/{task_id}"
 PLATFORM_KEYS = {"ios": "ios_build", "android": "android_build"}
+MAX_HEADER_VALUE = 256  # characters of one X-CI-* value: a commit, branch or URL fits
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,10 @@ def ci_headers(build: Build, client_name: str) -> dict[str, str]:
 
 
 def header_value(value: str) -> str:
-    """A payload value made safe for a header: control characters (CR, LF, NUL...) removed.
-    Non-ASCII text stays; the client sends it as UTF-8, as Revyl's own CLI does."""
-    return "".join(c for c in value if c.isprintable()).strip()
+    """A payload value made safe for a header: control characters (CR, LF, NUL...) removed, cut
+    to MAX_HEADER_VALUE characters (a signed payload may name a 100 KB branch). Non-ASCII text
+    stays; the client sends it as UTF-8, as Revyl's own CLI does."""
+    return "".join(c for c in value if c.isprintable()).strip()[:MAX_HEADER_VALUE].strip()
 
 
 def build_metadata(build: Build) -> dict[str, Any]:

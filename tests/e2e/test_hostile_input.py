@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from relay.config import SecretRef
 from relay.errors import BadRequest, Unauthorized
 from relay.plugins import typed_sources
+from relay.revyl.sansio import MAX_HEADER_VALUE
 from relay.signatures import sign_hex_hmac
 from relay.sources import Delivery, build_source, known_types, settings_model
 from relay.sources.generic import MAX_TEST_IDS
@@ -536,3 +537,12 @@ def test_more_test_ids_than_the_limit_is_a_400_and_starts_nothing(relay, revyl):
     assert answer.status_code == 400, answer.text
     assert f"at most {MAX_TEST_IDS} tests per delivery" in answer.json()["reason"]
     assert revyl.calls == []
+
+
+def test_ci_header_values_sent_to_revyl_are_capped(relay, revyl):
+    body = json.dumps({"status": "success", "branch": "b" * 10_000, "commit": "c" * 300}).encode()
+    answer = send(relay, "generic", body, signed("generic", body))
+    assert answer.json()["decision"] == "triggered", answer.text
+    (execute,) = revyl.calls_to("/execute_test_id_async")
+    assert execute.headers["x-ci-branch"] == "b" * MAX_HEADER_VALUE
+    assert execute.headers["x-ci-commit-sha"] == "c" * MAX_HEADER_VALUE

@@ -187,3 +187,11 @@ def test_a_runs_state_follows_the_revyl_cli(kind, data, outcome):
 def test_a_runs_state_keeps_revyls_status_and_error():
     state = sansio.read_run_state("test", {"status": "failed", "error_message": " login failed "})
     assert (state.status, state.error) == ("failed", "login failed")
+
+
+def test_ci_header_values_are_cut_to_the_limit_and_cleaned():
+    long = Build(source="ci", system="generic", branch="b" * 100_000, commit=" a\r\nb\x00c ")
+    headers = sansio.ci_headers(long, "revyl-relay")
+    assert headers["X-CI-Branch"] == "b" * sansio.MAX_HEADER_VALUE
+    assert headers["X-CI-Commit-SHA"] == "abc"
+    assert sansio.header_value("é" * 300) == "é" * sansio.MAX_HEADER_VALUE
