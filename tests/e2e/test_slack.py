@@ -24,6 +24,7 @@ import requests
 from relay.config import SecretRef
 from relay.sources.slack import SlackSettings, SlackSource
 from tests.conftest import PROJECT, REVYL_TOKEN, SECRETS
+from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply
 from tests.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, FakeRevyl
 from tests.fakes.secret_manager import FakeSecretManager
 from tests.fakes.slack_response_url import FakeSlackResponseUrl
@@ -379,6 +380,39 @@ def test_a_follow_up_goes_only_to_the_allowed_response_url_prefix(hasty_relay, f
     assert "follow-up not posted: response_url is not under" in hasty_relay.log_text()
     assert slack.calls == []
     assert len(fake_revyl.started(EXECUTE_TEST_PATH)) == 1  # the run itself still started
+
+
+class Redirector(FakeHTTPServer):
+    """A response_url under the allowed prefix that redirects elsewhere (another origin)."""
+
+    name = "redirector"
+    location = ""
+
+    def handle(self, call: RecordedCall) -> Reply:
+        return Reply(status=307, headers=(("Location", self.location),))
+
+
+def test_a_follow_up_is_never_posted_on_to_where_a_redirect_points(
+    tmp_path, fake_revyl, fake_secret_manager, slack
+):
+    with Redirector() as redirector:
+        redirector.location = slack.response_url("elsewhere")
+        relay = start(
+            tmp_path, fake_revyl, fake_secret_manager, slack, 0.3, redirector.url + "/commands/"
+        )
+        try:
+            fake_revyl.fail(EXECUTE_TEST_PATH, Delay(1.0))
+            url = redirector.url + "/commands/T0001/1/hook"
+            answer = command(relay.url, "run android-nightly", response_url=url)
+            assert "is running" in answer.json()["text"]
+            deadline = time.monotonic() + 10
+            while "follow-up NOT posted" not in relay.log_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert slack.calls == []
+            assert len(redirector.calls) == 1
+            assert '"slack_status": 307' in relay.log_text()
+        finally:
+            relay.stop()
 
 
 # the timing measurement (python -m tests.e2e.test_slack)
