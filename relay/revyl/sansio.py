@@ -166,7 +166,8 @@ def workflow_status(task_id: str) -> ApiRequest:
 
 
 def report_url(app_url: str, kind: Literal["test", "workflow"], task_id: str) -> str:
-    return f"{app_url}/{kind}s/report?taskId={task_id}"
+    """The report page of an execution. The id is Revyl's answer, quoted like any value."""
+    return f"{app_url}/{kind}s/report?taskId={quote(task_id, safe='')}"
 
 
 def error_message(body: bytes) -> str:

@@ -25,7 +25,7 @@ from relay.config import SecretRef
 from relay.sources.slack import SlackSettings, SlackSource
 from tests.conftest import PROJECT, REVYL_TOKEN, SECRETS
 from tests.fakes._http import FakeHTTPServer, RecordedCall, Reply
-from tests.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, FakeRevyl
+from tests.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, FakeRevyl, Status
 from tests.fakes.secret_manager import FakeSecretManager
 from tests.fakes.slack_response_url import FakeSlackResponseUrl
 from tests.support.function_process import FunctionProcess
@@ -209,6 +209,18 @@ def test_run_without_a_build_uses_the_tests_attached_builds(relay, fake_revyl):
     (workflow,) = fake_revyl.calls_to(EXECUTE_WORKFLOW_PATH)
     assert "build_config" not in workflow.json
     assert fake_revyl.calls_to("/builds") == []
+
+
+def test_an_execution_id_from_revyl_cannot_put_a_link_in_the_channel(relay, fake_revyl):
+    hostile = "abc>|<https://evil.example/|click here"
+    started = {"status": "queued", "message": "ok", "id": hostile, "task_id": hostile}
+    fake_revyl.fail(EXECUTE_TEST_PATH, Status(200, started))
+    message = command(relay.url, "run android-nightly").json()
+    assert message["response_type"] == "in_channel", message
+    for text in [message["text"], rendered(message)]:
+        assert "<https://evil.example" not in text
+        assert "|click here>" not in text
+    assert "abc&gt;|&lt;https://evil.example/|click here" in rendered(message)  # shown as text
 
 
 def test_run_with_a_build_id_runs_the_tests_on_it_and_says_workflows_were_left_out(
