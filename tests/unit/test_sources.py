@@ -1,5 +1,6 @@
 """EAS and generic payloads → normalized builds (pure: no network, no server)."""
 
+import base64
 import json
 import uuid
 
@@ -7,7 +8,7 @@ import pytest
 
 from relay.config import SecretRef, SourceSettings
 from relay.errors import BadRequest
-from relay.sources import Delivery, known_types, source_class
+from relay.sources import Delivery, known_types, settings_model, source_class
 from relay.sources.eas import EasSource
 from relay.sources.generic import MAX_TEST_IDS, GenericSource, read_build
 from relay.sources.payload import MAX_JSON_DEPTH, json_object
@@ -298,3 +299,21 @@ def test_generic_test_ids_are_canonical_once_each_and_at_most_the_limit():
     assert len(read_build({"test_ids": many}, source="ci", system="ci").test_ids) == MAX_TEST_IDS
     with pytest.raises(BadRequest, match=f"test_ids: at most {MAX_TEST_IDS} tests per delivery"):
         read_build({"test_ids": [*many, t1]}, source="ci", system="ci")
+
+
+@pytest.mark.parametrize(
+    ("source_type", "secret", "weak"),
+    [
+        ("eas", "short-secret", True),
+        ("eas", "sixteen-chars-ok", False),
+        ("bitrise", "x" * 15, True),
+        ("generic", "whsec_" + base64.b64encode(b"k" * 15).decode(), True),
+        ("generic", "whsec_" + base64.b64encode(b"k" * 24).decode(), False),
+        ("codemagic", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", False),
+        ("generic", "a-plain-secret-of-32-characters!", False),
+    ],
+)
+def test_a_short_signing_secret_is_flagged(source_type, secret, weak):
+    settings = settings_model(source_type)(type=source_type, secret=SecretRef(env="UNUSED"))
+    problem = source_class(source_type)(source_type, settings).secret_problem(secret)
+    assert (problem is not None) == weak, problem
