@@ -19,7 +19,7 @@ import flask
 
 from relay import answers
 from relay.answers import Answer
-from relay.errors import ConfigError, MethodNotAllowed, PayloadTooLarge, RelayError
+from relay.errors import BadRequest, ConfigError, MethodNotAllowed, PayloadTooLarge, RelayError
 from relay.logs import scrub, setup_logging, trace_context, trace_from_header
 from relay.pipeline import Relay
 from relay.plugins import load_config
@@ -29,25 +29,45 @@ from relay.wiring import build_relay, project_id
 
 MAX_BODY_BYTES = 1 << 20
 MAX_DELIVERY_ID = 200  # characters of a sender's delivery id that are logged
+MAX_SOURCE_NAME = 100  # characters of a path shown as a source name
 
 log = logging.getLogger("relay")
 
 
 def read_body(request: flask.Request) -> bytes:
-    """The raw body, refused past 1 MiB before anything parses it."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+    """The raw body, refused past 1 MiB before anything parses it, and refused when it cannot
+    be read whole (malformed chunked encoding, fewer bytes than its Content-Length)."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
     chunks, size = [], 0
-    while chunk := request.stream.read(65536):
+    while chunk := _read(request):
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
+    if length is not None and size < length:
+        raise BadRequest(f"body ended after {size} of its {length} bytes (Content-Length)")
     return b"".join(chunks)
 
 
-def respond(relay: Relay, request: flask.Request) -> Answer:
+def _read(request: flask.Request) -> bytes:
+    try:
+        return request.stream.read(65536)
+    except Exception as exc:  # the server's own reader refusing the sender's bytes (gunicorn's
+        # InvalidChunkSize, a client gone): the request's fault, whatever the server calls it
+        raise BadRequest(f"the body could not be read ({type(exc).__name__})") from None
+
+
+def source_name(request: flask.Request) -> str:
+    """The source the path names, as answers and logs show it: a path longer than any source
+    name is cut (the server puts no limit on the request line)."""
     name = request.path.strip("/")
+    return name if len(name) <= MAX_SOURCE_NAME else name[:MAX_SOURCE_NAME] + "…"
+
+
+def respond(relay: Relay, request: flask.Request) -> Answer:
+    name = source_name(request)
     if name == "healthz":
         raise MethodNotAllowed(f"{request.method} is not allowed: GET /healthz", allow="GET, HEAD")
     if request.method != "POST":
@@ -93,7 +113,7 @@ def encode(answer: Answer) -> str:
 def delivery_id(relay: Relay, request: flask.Request) -> str | None:
     """The sender's id of this delivery (GitHub's GUID, `webhook-id`), for the log line: never
     the event key, which only signed content makes."""
-    source = relay.sources.get(request.path.strip("/"))
+    source = relay.sources.get(source_name(request))
     header = source.delivery_id_header if source else None
     value = request.headers.get(header) if header else None
     return value[:MAX_DELIVERY_ID] if value else None
@@ -104,7 +124,7 @@ def log_answer(
 ) -> None:
     body = answer.body
     fields: dict[str, Any] = {
-        "source": request.path.strip("/") or None,
+        "source": source_name(request) or None,
         "delivery_id": delivery,
         "method": request.method,
         "status": answer.status,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import types
 import typing
@@ -546,3 +547,60 @@ def test_ci_header_values_sent_to_revyl_are_capped(relay, revyl):
     (execute,) = revyl.calls_to("/execute_test_id_async")
     assert execute.headers["x-ci-branch"] == "b" * MAX_HEADER_VALUE
     assert execute.headers["x-ci-commit-sha"] == "c" * MAX_HEADER_VALUE
+
+
+def raw_request(relay: FunctionProcess, request: bytes) -> tuple[int, str, bytes]:
+    """Send bytes as they are (what no HTTP client would send); the status, type and body."""
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=30) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)  # the sender is done: EOF, whatever it promised
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers.get("Content-Type", ""), body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "says"),
+    [
+        (
+            b"POST /eas HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"zz\r\n{}\r\n0\r\n\r\n",
+            "the body could not be read (InvalidChunkSize)",
+        ),
+        (
+            b"POST /eas HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}",
+            "body ended after 2 of its 100 bytes (Content-Length)",
+        ),
+    ],
+)
+def test_a_body_that_cannot_be_read_whole_is_a_400(relay, revyl, request_bytes, says):
+    status, content_type, body = raw_request(relay, request_bytes)
+    assert (status, content_type) == (400, "application/json"), body
+    assert json.loads(body)["reason"] == says
+    assert_every_log_line_is_json(relay)
+
+
+def test_a_path_longer_than_any_source_name_is_cut_in_the_answer(relay, revyl):
+    answer = requests.post(f"{relay.url}/{'a' * 50_000}", data=b"{}", timeout=30)
+    assert answer.status_code == 404
+    assert len(answer.json()["reason"]) < 200
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"POST /eas HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400),
+        (b"POST /eas HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+        (b"POST /eas HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    ],
+)
+def test_what_the_web_server_refuses_before_the_relay_runs(relay, revyl, request_bytes, status):
+    """gunicorn (functions-framework's server) answers these itself, in HTML, and the relay
+    never sees them (no JSON, no log line). This test says when that changes."""
+    assert raw_request(relay, request_bytes)[:2] == (status, "text/html")
+    assert revyl.calls == []
