@@ -16,6 +16,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from relay.models import Build
+from relay.sources.payload import readable
 
 EXECUTE_TEST = "/api/v1/execution/api/execute_test_id_async"
 EXECUTE_WORKFLOW = "/api/v1/execution/api/execute_workflow_id_async"
@@ -170,10 +171,19 @@ def report_url(app_url: str, kind: Literal["test", "workflow"], task_id: str) ->
     return f"{app_url}/{kind}s/report?taskId={quote(task_id, safe='')}"
 
 
+def read_json(body: bytes) -> Any:
+    """Revyl's JSON, its strings made `readable` like a payload's (a lone surrogate in an id
+    would otherwise fail the report link, the answer and the store). ValueError if not JSON."""
+    try:
+        return readable(json.loads(body))
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+
+
 def error_message(body: bytes) -> str:
     """Revyl's own words from an error body, whatever its shape."""
     try:
-        data = json.loads(body)
+        data = read_json(body)
     except ValueError:
         text = body.decode("utf-8", "replace").strip()
         return text[:200] or "no message"
@@ -220,7 +230,7 @@ def decipher_response(status: int, headers: Mapping[str, str], body: bytes, now:
     dates a `Retry-After` given as an HTTP date."""
     if 200 <= status < 300:
         try:
-            return json.loads(body) if body else None
+            return read_json(body) if body else None
         except ValueError:
             raise MaybeStarted(
                 f"Revyl answered {status} with a body that is not JSON", status

@@ -40,7 +40,7 @@ from relay.sources import Delivery, build_source, known_types, settings_model
 from relay.sources.generic import MAX_TEST_IDS
 from relay.sources.payload import MAX_JSON_DEPTH
 from tests.conftest import REVYL_TOKEN
-from tests.fakes.revyl import FakeRevyl
+from tests.fakes.revyl import FakeRevyl, Status
 from tests.payloads import PAYLOADS
 from tests.support.function_process import FunctionProcess
 from tests.support.net import closed_port_url
@@ -604,3 +604,13 @@ def test_what_the_web_server_refuses_before_the_relay_runs(relay, revyl, request
     never sees them (no JSON, no log line). This test says when that changes."""
     assert raw_request(relay, request_bytes)[:2] == (status, "text/html")
     assert revyl.calls == []
+
+
+def test_a_lone_surrogate_in_revyls_answer_is_answered_in_json(relay, revyl):
+    odd = {"status": "queued\ud800", "message": "ok", "id": "x\udfff", "task_id": "x\udfff"}
+    revyl.fail("/execute_test_id_async", Status(200, odd))
+    body = json.dumps({"status": "success"}).encode()
+    answer = send(relay, "generic", body, signed("generic", body))
+    assert answer.json()["decision"] == "triggered", answer.text
+    assert answer.json()["execution_ids"] == ["x\ufffd"]
+    assert_every_log_line_is_json(relay)
