@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from relay.models import Build
-from relay.sources.payload import readable
+from relay.sources.payload import read_json
 
 EXECUTE_TEST = "/api/v1/execution/api/execute_test_id_async"
 EXECUTE_WORKFLOW = "/api/v1/execution/api/execute_workflow_id_async"
@@ -169,15 +169,6 @@ def workflow_status(task_id: str) -> ApiRequest:
 def report_url(app_url: str, kind: Literal["test", "workflow"], task_id: str) -> str:
     """The report page of an execution. The id is Revyl's answer, quoted like any value."""
     return f"{app_url}/{kind}s/report?taskId={quote(task_id, safe='')}"
-
-
-def read_json(body: bytes) -> Any:
-    """Revyl's JSON, its strings made `readable` like a payload's (a lone surrogate in an id
-    would otherwise fail the report link, the answer and the store). ValueError if not JSON."""
-    try:
-        return readable(json.loads(body))
-    except RecursionError:
-        raise ValueError("nested too deep") from None
 
 
 def error_message(body: bytes) -> str:

@@ -13,7 +13,6 @@ reads one on purpose, and hands it on without the credential).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from pydantic import Field
 
 from relay.config import SecretRef, Strict
 from relay.errors import Unavailable, UpstreamError
+from relay.sources.payload import read_json
 
 
 class ApiSettings(Strict):
@@ -112,14 +112,14 @@ class SourceApi:
         if status >= 400:
             raise UpstreamError(f"the {self.system} API refused ({status}): {_message(body)}")
         try:
-            return json.loads(body) if body else None
+            return read_json(body) if body else None
         except ValueError:
             raise UpstreamError(f"the {self.system} API answered {status} with non-JSON") from None
 
 
 def _message(body: bytes) -> str:
     try:
-        data = json.loads(body)
+        data = read_json(body)
     except ValueError:
         return body.decode("utf-8", "replace")[:200] or "no message"
     if isinstance(data, dict):

@@ -32,7 +32,7 @@ from relay.models import Build, Event
 from relay.secrets import SecretReader
 from relay.sources._api import ApiSettings, SourceApi
 from relay.sources.base import Delivery, HmacSignedSource
-from relay.sources.payload import as_dict, as_list, json_object, text
+from relay.sources.payload import as_dict, as_list, json_object, read_json, text
 
 SIGNATURE_HEADER = "x-apple-signature"
 BUILD_UPLOAD_EVENT = "buildUploadStateUpdated"
@@ -184,10 +184,8 @@ class AscApi(SourceApi):
 
 
 def apple_message(body: bytes) -> str:
-    import json
-
     try:
-        errors = json.loads(body).get("errors")
+        errors = read_json(body).get("errors")
         first = errors[0]
         return str(first.get("detail") or first.get("title") or first.get("code"))[:200]
     except (ValueError, AttributeError, TypeError, IndexError, KeyError):

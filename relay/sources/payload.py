@@ -102,20 +102,27 @@ def artifact_from_url(url: str, name: str | None = None) -> Artifact:
 
 
 def json_object(body: bytes) -> dict[str, Any]:
-    """Parse a JSON object body, or raise BadRequest saying what is wrong: invalid JSON, not an
-    object, or nested deeper than MAX_JSON_DEPTH. Its strings come out `readable`."""
+    """Parse a JSON object body, or raise BadRequest saying what is wrong: invalid JSON, nested
+    deeper than MAX_JSON_DEPTH, or not an object. Its strings come out `readable`."""
     try:
-        data = json.loads(body)
-    except RecursionError:
+        data = read_json(body)
+    except TooDeep:
         raise BadRequest(TOO_DEEP) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    return data
+
+
+def read_json(body: bytes) -> Any:
+    """Any JSON document (a payload, an API's answer, Revyl's) as `readable` data. ValueError
+    if it is not JSON; TooDeep, a ValueError, if nested deeper than MAX_JSON_DEPTH."""
     try:
-        return cast(dict[str, Any], readable(data))
-    except TooDeep:
-        raise BadRequest(TOO_DEEP) from None
+        data = json.loads(body)
+    except RecursionError:  # past ~1,000 levels the parser itself gives up
+        raise TooDeep from None
+    return readable(data)
 
 
 class TooDeep(ValueError):

@@ -74,3 +74,9 @@ def test_redirect_location_reads_the_link_without_fetching_it(
     api = SourceApi("Example", configured.url, timeout=5)
     assert api.redirect_location("/asset", headers=CREDENTIALS) == f"{elsewhere.url}/signed?sig=1"
     assert elsewhere.calls == []
+
+
+def test_an_apis_answer_is_read_with_readable_strings(configured: Api) -> None:
+    configured.fail("/build", Reply(body=b'{"branch": "main\\udfff"}'))
+    api = SourceApi("Example", configured.url, timeout=5)
+    assert api.request_json("GET", "/build") == {"branch": "main\ufffd"}
