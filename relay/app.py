@@ -59,15 +59,17 @@ def _read(request: flask.Request) -> bytes:
         raise BadRequest(f"the body could not be read ({type(exc).__name__})") from None
 
 
-def source_name(request: flask.Request) -> str:
-    """The source the path names, as answers and logs show it: a path longer than any source
-    name is cut (the server puts no limit on the request line)."""
+def source_name(relay: Relay, request: flask.Request) -> str:
+    """The source the path names, as answers and logs show it: a long path that names no
+    source is cut (the server puts no limit on the request line)."""
     name = request.path.strip("/")
-    return name if len(name) <= MAX_SOURCE_NAME else name[:MAX_SOURCE_NAME] + "…"
+    if len(name) <= MAX_SOURCE_NAME or name in relay.sources:
+        return name
+    return name[:MAX_SOURCE_NAME] + "…"
 
 
 def respond(relay: Relay, request: flask.Request) -> Answer:
-    name = source_name(request)
+    name = source_name(relay, request)
     if name == "healthz":
         raise MethodNotAllowed(f"{request.method} is not allowed: GET /healthz", allow="GET, HEAD")
     if request.method != "POST":
@@ -96,7 +98,7 @@ def handle_request(relay: Relay, request: flask.Request) -> flask.Response:
         log.exception("the answer could not be serialized")
         answer = answers.internal_error()
         payload = encode(answer)
-    log_answer(request, answer, started, delivery_id(relay, request))
+    log_answer(request, source_name(relay, request), answer, started, delivery_id(relay, request))
     return flask.Response(payload, answer.status, answer.headers, mimetype="application/json")
 
 
@@ -113,18 +115,22 @@ def encode(answer: Answer) -> str:
 def delivery_id(relay: Relay, request: flask.Request) -> str | None:
     """The sender's id of this delivery (GitHub's GUID, `webhook-id`), for the log line: never
     the event key, which only signed content makes."""
-    source = relay.sources.get(source_name(request))
+    source = relay.sources.get(source_name(relay, request))
     header = source.delivery_id_header if source else None
     value = request.headers.get(header) if header else None
     return value[:MAX_DELIVERY_ID] if value else None
 
 
 def log_answer(
-    request: flask.Request, answer: Answer, started: float, delivery: str | None = None
+    request: flask.Request,
+    source: str,
+    answer: Answer,
+    started: float,
+    delivery: str | None = None,
 ) -> None:
     body = answer.body
     fields: dict[str, Any] = {
-        "source": source_name(request) or None,
+        "source": source or None,
         "delivery_id": delivery,
         "method": request.method,
         "status": answer.status,
