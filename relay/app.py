@@ -19,47 +19,70 @@ import flask
 
 from relay import answers
 from relay.answers import Answer
-from relay.errors import ConfigError, MethodNotAllowed, PayloadTooLarge, RelayError
+from relay.errors import BadRequest, ConfigError, MethodNotAllowed, PayloadTooLarge, RelayError
+from relay.jsontext import readable
 from relay.logs import scrub, setup_logging, trace_context, trace_from_header
+from relay.pipeline import Relay
 from relay.plugins import load_config
 from relay.sources import Delivery
 from relay.tasks.cloud import TASK_PATH, CloudTasksQueue
 from relay.wiring import Service, build_service, project_id
 
 MAX_BODY_BYTES = 1 << 20
+MAX_DELIVERY_ID = 200  # characters of a sender's delivery id that are logged
+MAX_SOURCE_NAME = 100  # characters of a path shown as a source name
 
 log = logging.getLogger("relay")
 
 
 def read_body(request: flask.Request) -> bytes:
-    """The raw body, refused past 1 MiB before anything parses it."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+    """The raw body, refused past 1 MiB before anything parses it, and refused when it cannot
+    be read whole (malformed chunked encoding, fewer bytes than its Content-Length)."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
     chunks, size = [], 0
-    while chunk := request.stream.read(65536):
+    while chunk := _read(request):
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
+    if length is not None and size < length:
+        raise BadRequest(f"body ended after {size} of its {length} bytes (Content-Length)")
     return b"".join(chunks)
 
 
-def respond(service: Service, request: flask.Request) -> Answer:
+def _read(request: flask.Request) -> bytes:
+    try:
+        return request.stream.read(65536)
+    except Exception as exc:  # the server's own reader refusing the sender's bytes (gunicorn's
+        # InvalidChunkSize, a client gone): the request's fault, whatever the server calls it
+        raise BadRequest(f"the body could not be read ({type(exc).__name__})") from None
+
+
+def source_name(relay: Relay, request: flask.Request) -> str:
+    """The source the path names, as answers and logs show it: a long path that names no
+    source is cut (the server puts no limit on the request line)."""
     name = request.path.strip("/")
+    if len(name) <= MAX_SOURCE_NAME or name in relay.sources:
+        return name
+    return name[:MAX_SOURCE_NAME] + "…"
+
+
+def respond(service: Service, request: flask.Request) -> Answer:
+    relay = service.relay
+    name = source_name(relay, request)
     if name == "healthz":
         raise MethodNotAllowed(f"{request.method} is not allowed: GET /healthz", allow="GET, HEAD")
     if request.method != "POST":
         raise MethodNotAllowed(f"{request.method} is not allowed: POST a webhook to /<source>")
+    headers = {key.lower(): value for key, value in request.headers.items()}
     if name == TASK_PATH and isinstance(service.tasks, CloudTasksQueue):
-        task = service.tasks.receive(lowered(request), read_body(request))
+        task = service.tasks.receive(headers, read_body(request))
         return answers.task_done(task.kind)
-    service.relay.source(name)  # an unknown path is a 404 before the body is read
+    relay.source(name)  # an unknown path is a 404 before the body is read
     body = read_body(request)
-    return service.relay.handle(name, Delivery(lowered(request), body, time.time()))
-
-
-def lowered(request: flask.Request) -> dict[str, str]:
-    return {key.lower(): value for key, value in request.headers.items()}
+    return relay.handle(name, Delivery(headers, body, time.time()))
 
 
 def handle_request(service: Service, request: flask.Request) -> flask.Response:
@@ -75,19 +98,46 @@ def handle_request(service: Service, request: flask.Request) -> flask.Response:
     except Exception:
         log.exception("unexpected error")
         answer = answers.internal_error()
-    log_answer(request, answer, started)
-    if answer.reply is not None:
-        payload = json.dumps(answer.reply)
-    else:
-        payload = answer.body.model_dump_json(exclude_none=True)
-    payload = scrub(payload)
+    try:
+        payload = encode(answer)
+    except Exception:  # the runs may have started: still a JSON answer, and a JSON log line
+        log.exception("the answer could not be serialized")
+        answer = answers.internal_error()
+        payload = encode(answer)
+    log_answer(request, source_name(relay, request), answer, started, delivery_id(relay, request))
     return flask.Response(payload, answer.status, answer.headers, mimetype="application/json")
 
 
-def log_answer(request: flask.Request, answer: Answer, started: float) -> None:
+def encode(answer: Answer) -> str:
+    """The answer's JSON text. Strings from a payload or from Revyl are made `readable` first:
+    one lone surrogate would otherwise make the whole answer unserializable."""
+    if answer.reply is not None:
+        data: Any = answer.reply
+    else:
+        data = answer.body.model_dump(mode="json", exclude_none=True)
+    return scrub(json.dumps(readable(data), ensure_ascii=False, separators=(",", ":")))
+
+
+def delivery_id(relay: Relay, request: flask.Request) -> str | None:
+    """The sender's id of this delivery (GitHub's GUID, `webhook-id`), for the log line: never
+    the event key, which only signed content makes."""
+    source = relay.sources.get(source_name(relay, request))
+    header = source.delivery_id_header if source else None
+    value = request.headers.get(header) if header else None
+    return value[:MAX_DELIVERY_ID] if value else None
+
+
+def log_answer(
+    request: flask.Request,
+    source: str,
+    answer: Answer,
+    started: float,
+    delivery: str | None = None,
+) -> None:
     body = answer.body
     fields: dict[str, Any] = {
-        "source": request.path.strip("/") or None,
+        "source": source or None,
+        "delivery_id": delivery,
         "method": request.method,
         "status": answer.status,
         "event": body.event,

@@ -36,6 +36,7 @@ from relay.models import Build, Event, Platform, RelayResponse
 from relay.pipeline import Relay
 from relay.revyl import sansio
 from relay.revyl.sansio import Refused, RevylError
+from relay.sources._api import session_without_redirects
 from relay.sources.slack import SlackSettings, SlashCommand
 from relay.tasks import Task, TaskQueue
 
@@ -158,7 +159,8 @@ def within(
 
 
 class ResponseUrl:
-    """Posts follow-up messages to a command's `response_url` (the one I/O of this module's own)."""
+    """Posts follow-up messages to a command's `response_url` (the one I/O of this module's own).
+    Only under the configured prefix, and never on to where a redirect points."""
 
     def __init__(self, prefix: str, timeout: float = FOLLOW_UP_TIMEOUT) -> None:
         import requests
@@ -166,7 +168,7 @@ class ResponseUrl:
         self._requests = requests
         self.prefix = prefix
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = session_without_redirects()
 
     def allowed(self, url: str | None) -> bool:
         return bool(url) and str(url).startswith(self.prefix)

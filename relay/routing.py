@@ -97,6 +97,7 @@ def plan_route(route: Route, build: Build, tests: tuple[str, ...] | None = None)
     targets = tuple(Target(route.name, test_id=t) for t in test_ids) + tuple(
         Target(route.name, workflow_id=w) for w in workflows
     )
+    targets = tuple(dict.fromkeys(targets))  # a test named twice still starts once
     try:
         label = label_for(route, build, bool(workflows))
         artifact = artifact_for(route, build)

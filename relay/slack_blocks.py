@@ -2,12 +2,16 @@
 
 Every message has a plain `text` fallback (notifications, screen readers, old clients) and
 `blocks`; `response_type` is `in_channel` (everyone sees it) or `ephemeral` (only the person
-who typed the command). Text the user or Revyl wrote is escaped (`&`, `<`, `>`), so it can
-never turn into a mention or a link.
+who typed the command). Slack reads both as mrkdwn, so everything interpolated into either is
+escaped (`&`, `<`, `>`) and can never turn into a mention or a link: the only links are the
+ones `link` makes, to report URLs the relay built from ids that are UUIDs, and the only
+mentions are `mention`s of what is shaped like a Slack user id.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -22,8 +26,30 @@ SECTION_LIMIT = 2900  # Slack caps a section's text at 3000 characters
 MAX_BLOCKS = 50
 
 
+USER_ID = re.compile(r"[UW][A-Z0-9]{1,20}")
+
+
 def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str, label: str) -> str:
+    """`<url|label>` that neither part can end early or turn into another link: both are
+    escaped, and a `|` in the URL (where Slack would start the label) is percent-encoded."""
+    return f"<{escape(url).replace('|', '%7C')}|{escape(label)}>"
+
+
+def mention(user_id: str) -> str:
+    """`<@U…>` for a Slack user id; anything else shown as the escaped text it is."""
+    return f"<@{user_id}>" if USER_ID.fullmatch(user_id) else escape(user_id)
+
+
+def is_uuid(value: str | None) -> bool:
+    """Revyl's execution ids are UUIDs: only then does the relay link to a report for one."""
+    try:
+        return value is not None and str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
 
 
 def code(text: str) -> str:
@@ -59,7 +85,7 @@ def sections(lines: Iterable[str]) -> list[Message]:
 
 def notice(text: str, markdown: str | None = None) -> Message:
     """An ephemeral one-liner: refusals, errors."""
-    return message("ephemeral", text, [section(markdown or escape(text))])
+    return message("ephemeral", escape(text), [section(markdown or escape(text))])
 
 
 def usage(command: str, problem: str | None = None) -> Message:
@@ -92,9 +118,12 @@ def target_name(execution: Execution) -> str:
 def execution_line(execution: Execution) -> str:
     name = target_name(execution)
     if execution.outcome == "started":
-        link = f"<{execution.report_url}|report>" if execution.report_url else "no report link"
+        url = execution.report_url if is_uuid(execution.execution_id) else None
+        report = link(url, "report") if url else "no report link"
         status = escape(execution.status or "started")
-        return f":white_check_mark: {name} {status} · {link} · {code(execution.execution_id or '')}"
+        return (
+            f":white_check_mark: {name} {status} · {report} · {code(execution.execution_id or '')}"
+        )
     if execution.outcome == "planned":
         return f":large_blue_circle: {name} would start (dry run)"
     reason = escape(execution.error or execution.outcome)
@@ -118,7 +147,7 @@ def run_result(
     verb = {"dry_run": "asked for a dry run of", "duplicate": "already ran"}.get(
         body.decision, "ran"
     )
-    head = f"<@{user_id}> {verb} *{escape(route)}* on {build}"
+    head = f"{mention(user_id)} {verb} *{escape(route)}* on {build}"
     counts = f"{len(started)} started" + (f", {len(failed)} failed" if failed else "")
     if body.decision == "dry_run":
         counts = f"{len(executions)} would start; nothing was started (no Revyl token)"
@@ -134,7 +163,7 @@ def run_result(
     blocks += [context(escape(note)) for note in notes]
     if footer:
         blocks.append(context(" · ".join(footer)))
-    text = f"<@{user_id}> {verb} {escape(route)} on {_plain(build)}: {counts}"
+    text = f"{mention(user_id)} {verb} {escape(route)} on {_plain(build)}: {counts}"
     response_type: ResponseType = "ephemeral" if body.decision == "dry_run" else "in_channel"
     return message(response_type, text, blocks)
 
@@ -147,7 +176,7 @@ def run_pending(user_id: str, route: str, build: str, tests: int, workflows: int
         if count
     )
     text = (
-        f"<@{user_id}> is running *{escape(route)}* on {build}: starting {what}… "
+        f"{mention(user_id)} is running *{escape(route)}* on {build}: starting {what}… "
         "the report links follow in this channel."
     )
     return message("in_channel", _plain(text), [section(text)])
@@ -175,13 +204,14 @@ def status_result(
     ]
     if data.get("error_message"):
         lines.append(f"error: {escape(str(data['error_message']))}")
-    lines.append(f"<{report_url}|Open the report>")
+    if is_uuid(execution_id):
+        lines.append(link(report_url, "Open the report"))
     text = (
         f"{kind.capitalize()} execution {execution_id}: {status}"
         + (f", {progress}%" if progress is not None else "")
         + f", {verdict} · {report_url}"
     )
-    return message("ephemeral", text, [section("\n".join(lines))])
+    return message("ephemeral", escape(text), [section("\n".join(lines))])
 
 
 def status_pending(execution_id: str) -> Message:
@@ -205,7 +235,7 @@ def routes_list(command: str, routes: Sequence[Route]) -> Message:
         lines += [f"      test {code(t)}" for t in route.tests]
         lines += [f"      workflow {code(w)}" for w in route.workflows]
     names = ", ".join(route.name for route in routes)
-    return message("ephemeral", f"Routes you can run: {names}", sections(lines))
+    return message("ephemeral", escape(f"Routes you can run: {names}"), sections(lines))
 
 
 def _progress(value: Any) -> int | None:

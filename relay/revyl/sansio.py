@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
+from relay.jsontext import read_json
 from relay.models import Build
 
 EXECUTE_TEST = "/api/v1/execution/api/execute_test_id_async"
@@ -22,6 +23,7 @@ EXECUTE_WORKFLOW = "/api/v1/execution/api/execute_workflow_id_async"
 TEST_STATUS = "/api/v1/tests/get_test_execution_task"
 WORKFLOW_STATUS = "/api/v1/workflows/status/{task_id}"
 PLATFORM_KEYS = {"ios": "ios_build", "android": "android_build"}
+MAX_HEADER_VALUE = 256  # characters of one X-CI-* value: a commit, branch or URL fits
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,10 @@ def ci_headers(build: Build, client_name: str) -> dict[str, str]:
 
 
 def header_value(value: str) -> str:
-    """A payload value made safe for a header: control characters (CR, LF, NUL...) removed.
-    Non-ASCII text stays; the client sends it as UTF-8, as Revyl's own CLI does."""
-    return "".join(c for c in value if c.isprintable()).strip()
+    """A payload value made safe for a header: control characters (CR, LF, NUL...) removed, cut
+    to MAX_HEADER_VALUE characters (a signed payload may name a 100 KB branch). Non-ASCII text
+    stays; the client sends it as UTF-8, as Revyl's own CLI does."""
+    return "".join(c for c in value if c.isprintable()).strip()[:MAX_HEADER_VALUE].strip()
 
 
 def build_metadata(build: Build) -> dict[str, Any]:
@@ -164,13 +167,14 @@ def workflow_status(task_id: str) -> ApiRequest:
 
 
 def report_url(app_url: str, kind: Literal["test", "workflow"], task_id: str) -> str:
-    return f"{app_url}/{kind}s/report?taskId={task_id}"
+    """The report page of an execution. The id is Revyl's answer, quoted like any value."""
+    return f"{app_url}/{kind}s/report?taskId={quote(task_id, safe='')}"
 
 
 def error_message(body: bytes) -> str:
     """Revyl's own words from an error body, whatever its shape."""
     try:
-        data = json.loads(body)
+        data = read_json(body)
     except ValueError:
         text = body.decode("utf-8", "replace").strip()
         return text[:200] or "no message"
@@ -217,7 +221,7 @@ def decipher_response(status: int, headers: Mapping[str, str], body: bytes, now:
     dates a `Retry-After` given as an HTTP date."""
     if 200 <= status < 300:
         try:
-            return json.loads(body) if body else None
+            return read_json(body) if body else None
         except ValueError:
             raise MaybeStarted(
                 f"Revyl answered {status} with a body that is not JSON", status

@@ -3,11 +3,16 @@
 Failures become relay errors a sender can act on: the API refusing (401/403/404/4xx) is a 502
 that names the system and status; a timeout, a refused connection or a 5xx is a 503 with
 `Retry-After`, since a redelivery may well succeed.
+
+The session never follows a redirect (`session_without_redirects`): every request carries the
+source's credential, and `requests` strips only `Authorization` on a redirect to another host,
+never a header such as Codemagic's `x-auth-token`. So a credential reaches the configured API
+and nothing else, whatever that API answers: a redirect is answered 502 (`redirect_location`
+reads one on purpose, and hands it on without the credential).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +20,7 @@ from pydantic import Field
 
 from relay.config import SecretRef, Strict
 from relay.errors import Unavailable, UpstreamError
+from relay.jsontext import read_json
 
 
 class ApiSettings(Strict):
@@ -25,6 +31,18 @@ class ApiSettings(Strict):
     timeout: float = Field(10.0, gt=0)
 
 
+def session_without_redirects() -> Any:
+    """A `requests.Session` whose every answer is final: a 3xx is returned, never followed, to
+    the same host, another port or another host alike."""
+    import requests
+
+    class NoRedirects(requests.Session):
+        def get_redirect_target(self, resp: requests.Response) -> str | None:
+            return None  # what requests follows; None: nothing
+
+    return NoRedirects()
+
+
 class SourceApi:
     def __init__(self, system: str, base_url: str, timeout: float) -> None:
         import requests
@@ -33,7 +51,7 @@ class SourceApi:
         self.system = system
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = session_without_redirects()
 
     def url(self, path: str) -> str:
         """The base URL joined with an absolute path. Never a whole URL: the API token is sent
@@ -86,17 +104,22 @@ class SourceApi:
     def decipher(self, status: int, body: bytes) -> Any:
         if status >= 500 or status == 429:
             raise Unavailable(f"the {self.system} API answered {status}")
+        if 300 <= status < 400:
+            raise UpstreamError(
+                f"the {self.system} API answered {status}, a redirect: not followed, since the "
+                "relay sends its credential to the configured API only"
+            )
         if status >= 400:
             raise UpstreamError(f"the {self.system} API refused ({status}): {_message(body)}")
         try:
-            return json.loads(body) if body else None
+            return read_json(body) if body else None
         except ValueError:
             raise UpstreamError(f"the {self.system} API answered {status} with non-JSON") from None
 
 
 def _message(body: bytes) -> str:
     try:
-        data = json.loads(body)
+        data = read_json(body)
     except ValueError:
         return body.decode("utf-8", "replace")[:200] or "no message"
     if isinstance(data, dict):

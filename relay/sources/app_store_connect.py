@@ -27,6 +27,7 @@ from pydantic import model_validator
 
 from relay.config import SecretRef, SourceSettings
 from relay.errors import BadRequest, Unavailable, UpstreamError
+from relay.jsontext import read_json
 from relay.logs import never_show
 from relay.models import Build, Event
 from relay.secrets import SecretReader
@@ -184,10 +185,8 @@ class AscApi(SourceApi):
 
 
 def apple_message(body: bytes) -> str:
-    import json
-
     try:
-        errors = json.loads(body).get("errors")
+        errors = read_json(body).get("errors")
         first = errors[0]
         return str(first.get("detail") or first.get("title") or first.get("code"))[:200]
     except (ValueError, AttributeError, TypeError, IndexError, KeyError):

@@ -20,6 +20,7 @@ from relay.errors import BadRequest
 from relay.signatures import (
     sign_hex_hmac,
     sign_standard_webhook,
+    standard_webhook_key,
     verify_hex_hmac,
     verify_standard_webhook,
 )
@@ -27,6 +28,10 @@ from relay.signatures import (
 if TYPE_CHECKING:
     from relay.models import Artifact, Build, Event
     from relay.secrets import SecretReader
+
+# A signature with no timestamp can be tested offline against a captured delivery: a short
+# secret falls to brute force, and then anyone can sign anything.
+MIN_SECRET_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class Source:
     Settings: ClassVar[builtins.type[SourceSettings]] = SourceSettings
     # where the sender is told the relay's URL ({url}): deploy.sh prints it after a deploy
     wiring_hint: ClassVar[str] = "POST its webhooks to {url}"
+    # the header naming one delivery (logged with the answer, to find it in the sender's UI)
+    delivery_id_header: ClassVar[str | None] = None
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         self.name = name
@@ -64,6 +71,12 @@ class Source:
     def verify(self, delivery: Delivery, secret: str) -> None:
         """Raise `Unauthorized` unless the delivery is signed with `secret`."""
         raise NotImplementedError
+
+    def secret_problem(self, secret: str) -> str | None:
+        """Why `secret` is too weak to authenticate deliveries with, or None (for `check`)."""
+        if len(secret) < MIN_SECRET_LENGTH:
+            return f"shorter than {MIN_SECRET_LENGTH} characters: use a random one of 32 or more"
+        return None
 
     def sign(self, body: bytes, secret: str, now: float, delivery_id: str) -> dict[str, str]:
         """The headers this source's sender would put on `body`: the inverse of `verify`.
@@ -114,6 +127,18 @@ class HmacSignedSource(Source):
 
 class StandardWebhookSource(Source):
     """A sender that signs the Standard Webhooks way (generic, Codemagic's publishing step)."""
+
+    delivery_id_header = "webhook-id"
+
+    def secret_problem(self, secret: str) -> str | None:
+        """A `whsec_` secret is a base64 key: its decoded bytes are what must be long enough."""
+        key = standard_webhook_key(secret)
+        if len(key) < MIN_SECRET_LENGTH:
+            return (
+                f"a key of {len(key)} bytes, under {MIN_SECRET_LENGTH}: use `whsec_` and the "
+                "base64 of 24 to 64 random bytes"
+            )
+        return None
 
     def verify(self, delivery: Delivery, secret: str) -> None:
         verify_standard_webhook(

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from relay.config import UUIDStr, format_validation_error
 from relay.errors import BadRequest
@@ -19,6 +27,7 @@ from relay.sources.base import Delivery, StandardWebhookSource
 from relay.sources.payload import artifact_from_url, json_object, pr_number, read_platform, text
 
 SUCCESS_STATUSES = {"success", "succeeded", "finished", "passed", "completed"}
+MAX_TEST_IDS = 50  # entries of `test_ids` one delivery may give: each starts a Revyl run
 BUILD_EVENT_TYPES = {"build.finished", "build.completed", "build.succeeded"}
 
 
@@ -37,6 +46,19 @@ def _pr_number(value: Any) -> Any:
     if number is None and text(value) not in (None, "0", "#", "false", "null"):
         return value
     return number
+
+
+def _few_tests(value: Any) -> Any:
+    """Refused before each id is read: one signed body must not start thousands of runs."""
+    if isinstance(value, list) and len(value) > MAX_TEST_IDS:
+        raise ValueError(f"at most {MAX_TEST_IDS} tests per delivery (got {len(value)})")
+    return value
+
+
+def _each_once(test_ids: list[str]) -> list[str]:
+    """Each test once, in the order first named: the ids are canonical by now, so `ABC…`,
+    `{abc…}` and `urn:uuid:abc…` are one test."""
+    return list(dict.fromkeys(test_ids))
 
 
 def _aliases(*names: str) -> Any:
@@ -67,7 +89,7 @@ class GenericBuild(BaseModel):
     profile: str | None = None
     system: str | None = _aliases("system", "ci_system", "source")
     build_version_id: UUIDStr | None = None
-    test_ids: list[UUIDStr] = []
+    test_ids: Annotated[list[UUIDStr], BeforeValidator(_few_tests), AfterValidator(_each_once)] = []
 
 
 def read_build(data: dict[str, Any], *, source: str, system: str) -> Build | str:

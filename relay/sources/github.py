@@ -1,9 +1,10 @@
 """GitHub webhooks (`type: github`): releases, workflow runs and repository dispatches.
 
 `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>`, checked on the raw body
-whether the hook sends JSON or form-encoded `payload=<json>`. The event key is
-`X-GitHub-Delivery`: one GUID per event, kept on a redelivery and shared by every hook
-(repository and organization) that gets the event. GitHub never redelivers on its own.
+whether the hook sends JSON or form-encoded `payload=<json>`. The signature has no timestamp
+and covers no header, so the event key comes from the signed body (`event_key`), never from
+`X-GitHub-Delivery`: a captured body resent under a GUID of the sender's choosing is still the
+same event. The GUID is logged with the answer. GitHub never redelivers on its own.
 
 - `release` (published): the assets are the build's artifacts, the version is the tag. A public
   repository's asset goes to Revyl as its `browser_download_url`. A private one is minted right
@@ -18,6 +19,8 @@ whether the hook sends JSON or form-encoded `payload=<json>`. The event key is
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from fnmatch import fnmatchcase
 from typing import Any
@@ -89,6 +92,24 @@ def read_payload(delivery: Delivery) -> dict[str, Any]:
     return json_object(delivery.body)
 
 
+def event_key(event_name: str, payload: dict[str, Any]) -> str:
+    """What identifies the event, read from the signed payload: a release by its id and action;
+    a workflow run by its id, `run_attempt` (a re-run is a new event) and action; any other
+    event (a repository_dispatch has no id of its own) by the digest of its payload."""
+    action = text(payload.get("action")) or ""
+    if event_name == "release":
+        release_id = text(as_dict(payload.get("release")).get("id"))
+        if release_id:
+            return f"release:{release_id}:{action}"
+    if event_name == "workflow_run":
+        run = as_dict(payload.get("workflow_run"))
+        run_id, attempt = text(run.get("id")), text(run.get("run_attempt")) or "1"
+        if run_id:
+            return f"workflow_run:{run_id}:{attempt}:{action}"
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return f"{event_name}:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
+
+
 def guess_event(body: bytes) -> str:
     """The `X-GitHub-Event` GitHub would send with this body (for `sign`)."""
     payload = read_payload(Delivery({}, body, 0.0))
@@ -157,6 +178,7 @@ class GitHubSource(HmacSignedSource):
     )
     Settings = GitHubSettings
     settings: GitHubSettings
+    delivery_id_header = "X-GitHub-Delivery"
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)
@@ -181,11 +203,10 @@ class GitHubSource(HmacSignedSource):
 
     def parse(self, delivery: Delivery) -> Event:
         event_name = delivery.header("x-github-event")
-        guid = delivery.header("x-github-delivery")
-        if not event_name or not guid:
+        if not event_name or not delivery.header("x-github-delivery"):
             raise BadRequest("a GitHub delivery needs X-GitHub-Event and X-GitHub-Delivery")
-        key = f"{self.name}:{guid}"
         payload = read_payload(delivery)
+        key = f"{self.name}:{event_key(event_name, payload)}"
         if event_name == "ping":
             return Event(key, ignored="ping: the hook reached the relay and its secret matches")
         if event_name == "workflow_run":

@@ -2,19 +2,24 @@
 
 A signed payload may still have an odd shape (a string where an object was expected, a number
 for a name): it must become "not given" or a `BadRequest` naming the field, never a 500.
+Every source reads its JSON through `json_object`, the one place that bounds nesting and makes
+strings safe to echo.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any, cast
 
 from relay.errors import BadRequest
+from relay.jsontext import MAX_JSON_DEPTH, TooDeep, read_json
 from relay.models import Artifact, Platform
 
 PLATFORMS: tuple[Platform, ...] = ("ios", "android")
+# Objects and arrays inside one another. Build payloads nest under 10 deep; past ~1,000 Python's
+# parser overflows its recursion limit, so a limit well below that is a 400, never a 500.
+TOO_DEEP = f"body is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
 
 
 def text(value: Any) -> str | None:
@@ -95,9 +100,12 @@ def artifact_from_url(url: str, name: str | None = None) -> Artifact:
 
 
 def json_object(body: bytes) -> dict[str, Any]:
-    """Parse a JSON object body, or raise BadRequest saying what is wrong."""
+    """Parse a JSON object body, or raise BadRequest saying what is wrong: invalid JSON, nested
+    deeper than MAX_JSON_DEPTH, or not an object. Its strings come out `readable`."""
     try:
-        data = json.loads(body)
+        data = read_json(body)
+    except TooDeep:
+        raise BadRequest(TOO_DEEP) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

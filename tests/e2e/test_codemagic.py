@@ -300,6 +300,22 @@ def test_codemagic_api_failures_get_a_json_answer_and_start_nothing(
     assert fake_revyl.calls_to(FROM_URL) == []
 
 
+@pytest.mark.parametrize("status", [302, 307, 308])
+def test_the_codemagic_token_never_follows_a_redirect(
+    relay, fake_revyl, codemagic_api, recorder, tmp_path, status
+):
+    """x-auth-token is not a header requests strips on a redirect: none is followed, so a
+    redirect to another origin (here another port) never sees it."""
+    headers, body = recorded(recorder, tmp_path)
+    recorder.reset()
+    codemagic_api.fail("/public-url", Reply(status, headers=(("Location", recorder.url),)))
+    answer = requests.post(relay.url + "/codemagic", data=body, headers=headers, timeout=15)
+    assert [c.headers.get("x-auth-token") for c in recorder.calls] == []
+    assert answer.status_code == 502, answer.text
+    assert f"Codemagic API answered {status}, a redirect: not followed" in answer.json()["reason"]
+    assert fake_revyl.calls == []
+
+
 def test_without_an_api_token_the_answer_says_what_to_set(relay, fake_revyl, tmp_path):
     process, _ = run_script(tmp_path, relay.url + "/codemagic-no-token")
     assert process.returncode == 1

@@ -104,11 +104,23 @@ def relay(_shared_relay, fake_revyl, github_api):
     return _shared_relay
 
 
+def fresh(data: dict) -> dict:
+    """A sample made a new event: GitHub events are keyed by the ids in their signed body (a
+    release's id, a run's attempt, a dispatch's whole payload), not by the delivery GUID."""
+    unique = uuid.uuid4().int % 10**9
+    if "release" in data:
+        data["release"]["id"] = unique
+    if "workflow_run" in data:
+        data["workflow_run"]["run_attempt"] = unique
+    if "client_payload" in data:
+        data["client_payload"]["nonce"] = unique
+    return data
+
+
 def post(relay, event, body=None, *, signature=None, guid=None, path="/github", form=False):
-    """POST a delivery as GitHub does: a shared sample with its known signature by default."""
+    """POST a delivery as GitHub does: by default the event's shared sample as a new event."""
     if body is None:
-        name, known = SAMPLES[event]
-        body, signature = payload(name), signature or known
+        body = json.dumps(fresh(json.loads(payload(SAMPLES[event][0])))).encode()
     if form:
         body = urlencode({"payload": body.decode()}).encode()
     if signature is None:
@@ -125,7 +137,7 @@ def post(relay, event, body=None, *, signature=None, guid=None, path="/github", 
 
 
 def sample(name: str, change) -> bytes:
-    data = json.loads(payload(name))
+    data = fresh(json.loads(payload(name)))
     change(data)
     return json.dumps(data).encode()
 
@@ -135,6 +147,16 @@ def assert_json_answer(answer, status, decision):
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.json()["decision"] == decision
     assert answer.json()["reason"]
+
+
+@pytest.mark.parametrize("event", sorted(SAMPLES))
+def test_the_shared_samples_with_their_known_signatures_are_acted_on(
+    relay, fake_revyl, github_api, event
+):
+    fake_revyl.add_build(APP, SHA)
+    name, known = SAMPLES[event]
+    answer = post(relay, event, payload(name), signature=known)
+    assert answer.json()["decision"] == "triggered", answer.text
 
 
 def test_private_release_asset_is_ingested_by_a_signed_url_with_its_tag_commit(
@@ -214,11 +236,11 @@ def test_successful_workflow_run_runs_the_build_ci_uploaded(relay, fake_revyl, g
 
 def test_form_encoded_delivery_is_verified_on_its_raw_body(relay, fake_revyl):
     fake_revyl.add_build(APP, SHA)
-    body = payload("github-workflow-run-completed.json")
+    body = sample("github-workflow-run-completed.json", lambda data: None)
     answer = post(relay, "workflow_run", body, form=True)
     assert answer.json()["decision"] == "triggered", answer.text
-    known = SAMPLES["workflow_run"][1]  # signed over the JSON, not over the form body
-    refused = post(relay, "workflow_run", body, form=True, signature=known)
+    over_the_json = "sha256=" + hmac_hex(SECRET, body, __import__("hashlib").sha256)
+    refused = post(relay, "workflow_run", body, form=True, signature=over_the_json)
     assert_json_answer(refused, 401, "rejected")
 
 
@@ -248,13 +270,18 @@ def test_repository_dispatch_client_payload_is_a_build(relay, fake_revyl):
     assert execute.headers["x-ci-pr-number"] == "412"
 
 
-def test_a_redelivery_is_a_duplicate(relay, fake_revyl):
-    guid = str(uuid.uuid4())
-    assert post(relay, "release", guid=guid).json()["decision"] == "triggered"
-    again = post(relay, "release", guid=guid)
+@pytest.mark.parametrize("guid", ["the same", "a new one"])
+def test_a_redelivery_is_a_duplicate_whatever_its_guid(relay, fake_revyl, guid):
+    """A redelivery keeps the GUID; a captured body resent by anyone else has a new one, and
+    neither starts anything again."""
+    body = sample(SAMPLES["release"][0], lambda data: None)
+    first_guid = str(uuid.uuid4())
+    assert post(relay, "release", body, guid=first_guid).json()["decision"] == "triggered"
+    again = post(relay, "release", body, guid=first_guid if guid == "the same" else None)
     assert again.status_code == 200
     assert again.json()["decision"] == "duplicate"
     assert len(fake_revyl.calls_to(EXECUTE_TEST)) == 1
+    assert f'"delivery_id": "{first_guid}"' in relay.log_text()
 
 
 def failed_run(data):

@@ -22,7 +22,14 @@ import pytest
 import requests
 
 from relay.config import SecretRef
-from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, FakeRevyl
+from relay.sandbox.fakes._http import FakeHTTPServer, RecordedCall, Reply
+from relay.sandbox.fakes.revyl import (
+    EXECUTE_TEST_PATH,
+    EXECUTE_WORKFLOW_PATH,
+    Delay,
+    FakeRevyl,
+    Status,
+)
 from relay.sandbox.fakes.secret_manager import FakeSecretManager
 from relay.sandbox.fakes.slack_response_url import FakeSlackResponseUrl
 from relay.sources.slack import SlackSettings, SlackSource
@@ -210,6 +217,18 @@ def test_run_without_a_build_uses_the_tests_attached_builds(relay, fake_revyl):
     assert fake_revyl.calls_to("/builds") == []
 
 
+def test_an_execution_id_from_revyl_cannot_put_a_link_in_the_channel(relay, fake_revyl):
+    hostile = "abc>|<https://evil.example/|click here"
+    started = {"status": "queued", "message": "ok", "id": hostile, "task_id": hostile}
+    fake_revyl.fail(EXECUTE_TEST_PATH, Status(200, started))
+    message = command(relay.url, "run android-nightly").json()
+    assert message["response_type"] == "in_channel", message
+    for text in [message["text"], rendered(message)]:
+        assert "<https://evil.example" not in text
+        assert "|click here>" not in text
+    assert "abc&gt;|&lt;https://evil.example/|click here" in rendered(message)  # shown as text
+
+
 def test_run_with_a_build_id_runs_the_tests_on_it_and_says_workflows_were_left_out(
     relay, fake_revyl
 ):
@@ -379,6 +398,39 @@ def test_a_follow_up_goes_only_to_the_allowed_response_url_prefix(hasty_relay, f
     assert "follow-up not posted: response_url is not under" in hasty_relay.log_text()
     assert slack.calls == []
     assert len(fake_revyl.started(EXECUTE_TEST_PATH)) == 1  # the run itself still started
+
+
+class Redirector(FakeHTTPServer):
+    """A response_url under the allowed prefix that redirects elsewhere (another origin)."""
+
+    name = "redirector"
+    location = ""
+
+    def handle(self, call: RecordedCall) -> Reply:
+        return Reply(status=307, headers=(("Location", self.location),))
+
+
+def test_a_follow_up_is_never_posted_on_to_where_a_redirect_points(
+    tmp_path, fake_revyl, fake_secret_manager, slack
+):
+    with Redirector() as redirector:
+        redirector.location = slack.response_url("elsewhere")
+        relay = start(
+            tmp_path, fake_revyl, fake_secret_manager, slack, 0.3, redirector.url + "/commands/"
+        )
+        try:
+            fake_revyl.fail(EXECUTE_TEST_PATH, Delay(1.0))
+            url = redirector.url + "/commands/T0001/1/hook"
+            answer = command(relay.url, "run android-nightly", response_url=url)
+            assert "is running" in answer.json()["text"]
+            deadline = time.monotonic() + 10
+            while "follow-up NOT posted" not in relay.log_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert slack.calls == []
+            assert len(redirector.calls) == 1
+            assert '"slack_status": 307' in relay.log_text()
+        finally:
+            relay.stop()
 
 
 # the timing measurement (python -m tests.e2e.test_slack)

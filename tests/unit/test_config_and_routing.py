@@ -165,3 +165,12 @@ def test_printing_the_routes_does_not_change_what_they_match():
     assert [r.name for r in match_routes(config.routes, ci_build)] == before == ["any-ios"]
     with pytest.raises(TypeError):
         config.routes[0].when.given["source"] = "*"  # type: ignore[index]
+
+
+def test_a_test_named_twice_in_a_route_or_a_build_is_one_target():
+    text = BASE.replace(f"tests: [{T1}, {T2}]", f"tests: [{T1}, {T2.upper()}, {T1}, {T2}]")
+    (plan, _) = plan_event(parse_config(text).routes, build())
+    assert [t.test_id for t in plan.targets if t.test_id] == [T1, T2]
+    assert [t.workflow_id for t in plan.targets if t.workflow_id] == [W1]
+    (plan,) = plan_event(parse_config(BASE).routes, build(test_ids=(T2, T1, T2)))
+    assert [t.test_id for t in plan.targets] == [T2, T1]

@@ -120,12 +120,49 @@ def test_malformed_form_bodies_are_bad_requests(body):
         )
 
 
+# the event key: signed content only
+
+
+def test_the_event_key_is_read_from_the_signed_body_never_from_the_delivery_guid():
+    def run_attempt(n):
+        return lambda data: data["workflow_run"].update(run_attempt=n)
+
+    keys = {
+        (name, guid): source()
+        .parse(Delivery({"x-github-event": event, "x-github-delivery": guid}, body, 0.0))
+        .key
+        for name, event, body in [
+            ("release", "release", payload(RELEASE)),
+            ("run", "workflow_run", payload(RUN)),
+            ("re-run", "workflow_run", edited(RUN, run_attempt(2))),
+            ("dispatch", "repository_dispatch", payload(DISPATCH)),
+        ]
+        for guid in (GUID, "0b5c9d1e-0000-4000-8000-000000000001")
+    }
+    assert keys[("release", GUID)] == "github:release:187654321:published"
+    assert keys[("run", GUID)] == "github:workflow_run:12034987651:1:completed"
+    assert keys[("re-run", GUID)] == "github:workflow_run:12034987651:2:completed"
+    assert keys[("dispatch", GUID)].startswith("github:repository_dispatch:")
+    assert len(set(keys.values())) == 4  # the GUID changes nothing
+
+
+def test_a_dispatch_key_is_the_same_for_the_json_and_the_form_encoding():
+    form = urlencode({"payload": payload(DISPATCH).decode()}).encode()
+    as_form = delivery(
+        form, "repository_dispatch", **{"content-type": "application/x-www-form-urlencoded"}
+    )
+    as_json = delivery(payload(DISPATCH), "repository_dispatch")
+    assert source().parse(as_form).key == source().parse(as_json).key
+    other = edited(DISPATCH, lambda data: data["client_payload"].update(build_id="another"))
+    assert source().parse(delivery(other, "repository_dispatch")).key != source().parse(as_json).key
+
+
 # workflow_run
 
 
 def test_successful_workflow_run_is_a_build():
     event = source().parse(delivery(payload(RUN), "workflow_run"))
-    assert event.key == f"github:{GUID}"
+    assert event.key == "github:workflow_run:12034987651:1:completed"
     build = event.build
     assert build is not None
     assert (build.system, build.commit, build.branch, build.pr_number) == (

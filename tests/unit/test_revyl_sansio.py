@@ -187,3 +187,21 @@ def test_a_runs_state_follows_the_revyl_cli(kind, data, outcome):
 def test_a_runs_state_keeps_revyls_status_and_error():
     state = sansio.read_run_state("test", {"status": "failed", "error_message": " login failed "})
     assert (state.status, state.error) == ("failed", "login failed")
+
+
+def test_ci_header_values_are_cut_to_the_limit_and_cleaned():
+    long = Build(source="ci", system="generic", branch="b" * 100_000, commit=" a\r\nb\x00c ")
+    headers = sansio.ci_headers(long, "revyl-relay")
+    assert headers["X-CI-Branch"] == "b" * sansio.MAX_HEADER_VALUE
+    assert headers["X-CI-Commit-SHA"] == "abc"
+    assert sansio.header_value("é" * 300) == "é" * sansio.MAX_HEADER_VALUE
+
+
+def test_revyls_answers_are_read_with_readable_strings():
+    data = sansio.decipher_response(200, {}, b'{"task_id": "x\\udfff", "status": "q\\ud800"}', 0)
+    assert sansio.read_started(data) == sansio.Started("x\ufffd", "q\ufffd")
+    assert sansio.report_url("https://app.revyl.ai", "test", "x\ufffd").endswith("x%EF%BF%BD")
+    with pytest.raises(MaybeStarted, match="not JSON"):
+        sansio.decipher_response(200, {}, b"[" * 5000 + b"]" * 5000, 0)
+    with pytest.raises(Refused, match="bad \ufffd"):
+        sansio.decipher_response(422, {}, b'{"detail": "bad \\ud800"}', 0)

@@ -14,6 +14,7 @@ from relay.errors import BadRequest, ConfigError, Unauthorized
 from relay.models import Execution, RelayResponse
 from relay.pipeline import Relay
 from relay.plugins import parse_config
+from relay.revyl import sansio
 from relay.revyl.client import RequestsRevylClient
 from relay.routing import plan_event
 from relay.sandbox.fakes._http import RecordedCall
@@ -23,7 +24,11 @@ from relay.sandbox.net import closed_port_url
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.slack_blocks import (
     code,
+    link,
+    mention,
+    notice,
     routes_list,
+    run_pending,
     run_result,
     sections,
     status_result,
@@ -360,6 +365,8 @@ def test_work_not_done_within_the_budget_is_handed_to_late():
 
 # Block Kit
 
+E1, E2 = "3f2b1c0d-9e8a-4b7c-8d6e-5f4a3b2c1d0e", "4a3b2c1d-0e9f-4a8b-9c7d-6e5f4a3b2c1d"
+
 
 def started(kind: str, ident: str, execution_id: str) -> Execution:
     return Execution(
@@ -377,8 +384,8 @@ def test_run_result_names_who_the_build_and_every_execution():
         decision="partial",
         build={"build_version_id": BUILD_ID},
         executions=[
-            started("test", T1, "e-1"),
-            started("workflow", W1, "e-2"),
+            started("test", T1, E1),
+            started("workflow", W1, E2),
             Execution(
                 route="ios-smoke",
                 test_id=T2,
@@ -393,10 +400,10 @@ def test_run_result_names_who_the_build_and_every_execution():
     assert message["text"] == "<@U1> ran ios-smoke on 2.4.0 (187): 2 started, 2 failed"
     rendered = str(message["blocks"])
     assert "<@U1> ran *ios-smoke* on `2.4.0 (187)`" in rendered
-    assert "<https://app.revyl.ai/tests/report?taskId=e-1|report>" in rendered
-    assert "<https://app.revyl.ai/workflows/report?taskId=e-2|report>" in rendered
-    assert "`e-1`" in rendered
-    assert "`e-2`" in rendered
+    assert f"<https://app.revyl.ai/tests/report?taskId={E1}|report>" in rendered
+    assert f"<https://app.revyl.ai/workflows/report?taskId={E2}|report>" in rendered
+    assert f"`{E1}`" in rendered
+    assert f"`{E2}`" in rendered
     assert "&lt;no credits&gt;" in rendered  # Revyl's words cannot become a link or mention
     assert "may have started" in rendered
     assert "a note" in rendered
@@ -428,13 +435,13 @@ def test_status_result_has_status_progress_verdict_and_link():
         "steps_completed": 1,
         "current_step": "Open the app",
     }
-    message = status_result("test", "e-1", data, "https://app.revyl.ai/tests/report?taskId=e-1")
+    message = status_result("test", E1, data, f"https://app.revyl.ai/tests/report?taskId={E1}")
     assert message["text"] == (
-        "Test execution e-1: running, 40%, running · https://app.revyl.ai/tests/report?taskId=e-1"
+        f"Test execution {E1}: running, 40%, running · https://app.revyl.ai/tests/report?taskId={E1}"
     )
     rendered = message["blocks"][0]["text"]["text"]
     assert "step 1/3 (Open the app)" in rendered
-    assert "<https://app.revyl.ai/tests/report?taskId=e-1|Open the report>" in rendered
+    assert f"<https://app.revyl.ai/tests/report?taskId={E1}|Open the report>" in rendered
 
 
 def test_usage_and_routes_lists():
@@ -529,13 +536,13 @@ def test_no_stray_angle_brackets_reach_slack():
     body = RelayResponse(
         decision="triggered",
         build={"build_version_id": BUILD_ID},
-        executions=[started("test", T1, "e-1")],
+        executions=[started("test", T1, E1)],
     )
     messages = [
         usage("/revyl", "I don't know <that>."),
         routes_list("/revyl", config().routes),
         run_result("/revyl", "U1", "r<x>", code("<label>"), body),
-        status_result("test", "e-1", {"status": "failed", "error_message": "<b>"}, "https://x"),
+        status_result("test", E1, {"status": "failed", "error_message": "<b>"}, "https://x"),
     ]
     for message in messages:
         for text in block_texts(message):
@@ -565,3 +572,47 @@ def test_a_follow_up_slack_took_is_posted_once():
         poster = ResponseUrl(slack.prefix, timeout=2)
         assert poster.post(slack.response_url("T1"), {"text": "hi"}) == 200
         assert slack.posts() == [{"text": "hi"}]
+
+
+HOSTILE = "abc>|<https://evil.example/|click here"
+
+
+def test_an_execution_id_from_revyl_cannot_put_a_link_in_the_channel():
+    executed = Execution(
+        route="ios-smoke",
+        test_id=T1,
+        execution_id=HOSTILE,
+        status="queued>|<https://evil.example/|status",
+        report_url=sansio.report_url("https://app.revyl.ai", "test", HOSTILE),
+    )
+    body = RelayResponse(decision="triggered", executions=[executed])
+    messages = [
+        run_result("/revyl", "U1", "ios-smoke", code("2.4.0"), body),
+        status_result("test", HOSTILE, {"status": HOSTILE}, executed.report_url or ""),
+    ]
+    for message in messages:
+        for text in [message["text"], *block_texts(message)]:
+            assert "<https://evil" not in text, text
+            assert "|click here>" not in text, text
+    assert "no report link" in str(messages[0]["blocks"])  # not a UUID: no link is made
+
+
+def test_link_escapes_both_parts_and_keeps_the_url_whole():
+    assert link("https://x/?a=1&b=<2>|3", "a <b> & c") == (
+        "<https://x/?a=1&amp;b=&lt;2&gt;%7C3|a &lt;b&gt; &amp; c>"
+    )
+    assert sansio.report_url("https://app.revyl.ai", "workflow", "a b/c") == (
+        "https://app.revyl.ai/workflows/report?taskId=a%20b%2Fc"
+    )
+
+
+def test_only_slack_user_ids_become_mentions():
+    assert mention("U0ALLOWED") == "<@U0ALLOWED>"
+    assert mention("W12AB") == "<@W12AB>"
+    assert mention("U1> <!channel") == "U1&gt; &lt;!channel"
+    assert run_pending("<!here>", "r", "b", 1, 0)["text"].startswith("&lt;!here&gt; is running")
+
+
+def test_fallback_texts_are_escaped_like_the_blocks():
+    refused = notice("There is no route named '<https://evil.example|x>'.")
+    assert refused["text"] == "There is no route named '&lt;https://evil.example|x&gt;'."

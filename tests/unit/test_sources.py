@@ -1,14 +1,17 @@
 """EAS and generic payloads → normalized builds (pure: no network, no server)."""
 
+import base64
 import json
+import uuid
 
 import pytest
 
 from relay.config import SecretRef, SourceSettings
 from relay.errors import BadRequest
-from relay.sources import Delivery, known_types, source_class
+from relay.sources import Delivery, known_types, settings_model, source_class
 from relay.sources.eas import EasSource
-from relay.sources.generic import GenericSource, read_build
+from relay.sources.generic import MAX_TEST_IDS, GenericSource, read_build
+from relay.sources.payload import MAX_JSON_DEPTH, json_object
 from tests.payloads import GENERIC_HEADERS, GENERIC_TIMESTAMP, payload
 
 SECRET = SecretRef(env="X")
@@ -256,3 +259,61 @@ def test_generic_empty_platform_means_not_given():
     build = read_build({"platform": "", "version": "1"}, source="ci", system="ci")
     assert not isinstance(build, str)
     assert build.platform is None
+
+
+def test_json_object_bounds_nesting_at_the_limit():
+    at_limit = "[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)
+    assert json_object(f'{{"a": {at_limit}}}'.encode())["a"] is not None
+    for depth in (MAX_JSON_DEPTH, 1100, 200_000):
+        deeper = "[" * depth + "]" * depth
+        with pytest.raises(BadRequest, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+            json_object(f'{{"a": {deeper}}}'.encode())
+        with pytest.raises(BadRequest, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+            json_object(('{"a": ' + '{"b": ' * depth + "1" + "}" * depth + "}").encode())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"k\\ud800": ["x\\udfff", {"y": "\\ud83d"}]}',
+        b'{"k\xed\xa0\x80": ["x\xed\xbf\xbf", {"y": "\xed\xa0\xbd"}]}',
+    ],
+)
+def test_json_object_replaces_lone_surrogates_escaped_or_raw(body):
+    data = json_object(body)
+    assert data == {"k\ufffd": ["x\ufffd", {"y": "\ufffd"}]}
+    json.dumps(data, ensure_ascii=False).encode()  # valid UTF-8 now
+    assert json_object('{"pair": "\\ud83d\\ude00", "é": "ü"}'.encode()) == {
+        "pair": "\U0001f600",
+        "é": "ü",
+    }
+
+
+def test_generic_test_ids_are_canonical_once_each_and_at_most_the_limit():
+    t1, t2 = "0f8f6c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6", "1a9e7d2b-3c4d-4e5f-9a01-b2c3d4e5f6a7"
+    spellings = [t1.upper(), "{" + t1 + "}", f"urn:uuid:{t1}", t2, t1, t2.replace("-", "")]
+    build = read_build({"test_ids": spellings}, source="ci", system="ci")
+    assert not isinstance(build, str)
+    assert build.test_ids == (t1, t2)
+    many = [str(uuid.UUID(int=n)) for n in range(MAX_TEST_IDS)]
+    assert len(read_build({"test_ids": many}, source="ci", system="ci").test_ids) == MAX_TEST_IDS
+    with pytest.raises(BadRequest, match=f"test_ids: at most {MAX_TEST_IDS} tests per delivery"):
+        read_build({"test_ids": [*many, t1]}, source="ci", system="ci")
+
+
+@pytest.mark.parametrize(
+    ("source_type", "secret", "weak"),
+    [
+        ("eas", "short-secret", True),
+        ("eas", "sixteen-chars-ok", False),
+        ("bitrise", "x" * 15, True),
+        ("generic", "whsec_" + base64.b64encode(b"k" * 15).decode(), True),
+        ("generic", "whsec_" + base64.b64encode(b"k" * 24).decode(), False),
+        ("codemagic", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", False),
+        ("generic", "a-plain-secret-of-32-characters!", False),
+    ],
+)
+def test_a_short_signing_secret_is_flagged(source_type, secret, weak):
+    settings = settings_model(source_type)(type=source_type, secret=SecretRef(env="UNUSED"))
+    problem = source_class(source_type)(source_type, settings).secret_problem(secret)
+    assert (problem is not None) == weak, problem
