@@ -65,7 +65,8 @@ def test_the_issue_example_config_parses():
         (("{env: CI_SECRET}", "{env: A, secret: b}"), "give exactly one of"),
         (
             ("profile: preview,", "profil: preview,"),
-            "routes.0.when.profil: Extra inputs are not permitted",
+            "routes.0.when: unknown key `profil`: did you mean `profile`? (valid keys: source, "
+            "platform, app, profile, branch, workflow, repository, version)",
         ),
         (('"{version} ({build_number})"', '"{version}-{bogus}"'), "unknown fields ['bogus']"),
         (("source: eas, platform", "source: ea, platform"), "when.source 'ea' names no source"),
