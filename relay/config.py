@@ -208,7 +208,8 @@ class BuildSpec(Strict):
 
     ingest: AppRef | None = None
     lookup: AppRef | None = None
-    version_label: Annotated[str, AfterValidator(_template)] = "{version} ({build_number})"
+    # None: the default, built from what the build carries (routing.default_label)
+    version_label: Annotated[str, AfterValidator(_template)] | None = None
     asset: str | None = None  # glob picking one artifact/asset by file name
 
     @model_validator(mode="after")

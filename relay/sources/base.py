@@ -56,6 +56,12 @@ class Source:
     Settings: ClassVar[builtins.type[SourceSettings]] = SourceSettings
     # where the sender is told the relay's URL ({url}): deploy.sh prints it after a deploy
     wiring_hint: ClassVar[str] = "POST its webhooks to {url}"
+    # The Build fields its builds can carry (`source` and `system` always): a route's `when:`
+    # on any other field never matches them (`python -m relay check` warns).
+    fields: ClassVar[frozenset[str]] = frozenset()
+    # Fields read when the sender happens to send them, though its documentation does not
+    # promise them: a route on one may never match.
+    unpromised_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         self.name = name
@@ -79,6 +85,17 @@ class Source:
     def enrich(self, event: Event, secrets: SecretReader) -> Event:
         """Fill what the payload lacks from the build system's API. Default: nothing to add."""
         return event
+
+    def filled_fields(self) -> frozenset[str]:
+        """The Build fields this source's builds can carry, with its settings (a source whose
+        `enrich` needs an `api:` fills more with one)."""
+        return self.fields | self.unpromised_fields
+
+    def link_problem(self, build: Build, artifact: Artifact) -> str | None:
+        """Why `artifact_link` would refuse this artifact, known without I/O (a credential the
+        settings lack), or None. Routing asks at planning time, so a dry run, `simulate` and
+        the live relay fail the route alike."""
+        return None
 
     def artifact_link(
         self, build: Build, artifact: Artifact, secrets: SecretReader

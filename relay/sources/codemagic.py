@@ -148,17 +148,24 @@ class CodemagicSource(StandardWebhookSource):
             and not parts.path.startswith("/artifacts/.")
         )
 
+    def link_problem(self, build: Build, artifact: Artifact) -> str | None:
+        if artifact.url and self.needs_token(artifact.url) and self.settings.api.token is None:
+            return (
+                f"{artifact.name!r} is a Codemagic artifact, which needs x-auth-token: set "
+                f"sources.{self.name}.api.token to a Codemagic API token so the relay can "
+                "hand Revyl a short-lived public link"
+            )
+        return None
+
     def artifact_link(
         self, build: Build, artifact: Artifact, secrets: SecretReader
     ) -> ArtifactLink:
         if not artifact.url or not self.needs_token(artifact.url):
             return super().artifact_link(build, artifact, secrets)
-        if self.settings.api.token is None:
-            raise UnprocessableBuild(
-                f"{artifact.name!r} is a Codemagic artifact, which needs x-auth-token: set "
-                f"sources.{self.name}.api.token to a Codemagic API token so the relay can "
-                "hand Revyl a short-lived public link"
-            )
+        problem = self.link_problem(build, artifact)
+        if problem:
+            raise UnprocessableBuild(problem)
+        assert self.settings.api.token is not None
         token = secrets.read(self.settings.api.token)
         answer = self.api.request_json(
             "POST",

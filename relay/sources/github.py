@@ -312,17 +312,24 @@ class GitHubSource(HmacSignedSource):
             return _with(event, build.model_copy(update=update))
         return event
 
+    def link_problem(self, build: Build, artifact: Artifact) -> str | None:
+        needs_token = (artifact.ref or "").startswith((RELEASE_ASSET, RUN_ARTIFACT))
+        if needs_token and not self.settings.api.token:
+            return (
+                f"{artifact.name!r} is in the private repository {build.repository}: set "
+                f"sources.{self.name}.api.token to a token that can read it"
+            )
+        return None
+
     def artifact_link(
         self, build: Build, artifact: Artifact, secrets: SecretReader
     ) -> ArtifactLink:
         ref = artifact.ref or ""
         if not ref.startswith((RELEASE_ASSET, RUN_ARTIFACT)):
             return super().artifact_link(build, artifact, secrets)
-        if not self.settings.api.token:
-            raise UnprocessableBuild(
-                f"{artifact.name!r} is in the private repository {build.repository}: set "
-                f"sources.{self.name}.api.token to a token that can read it"
-            )
+        problem = self.link_problem(build, artifact)
+        if problem:
+            raise UnprocessableBuild(problem)
         repo = quote(build.repository or "", safe="/")
         if ref.startswith(RELEASE_ASSET):
             return self._release_asset_link(repo, ref[len(RELEASE_ASSET) :], secrets)

@@ -166,3 +166,39 @@ def test_printing_the_routes_does_not_change_what_they_match():
     assert [r.name for r in match_routes(config.routes, ci_build)] == before == ["any-ios"]
     with pytest.raises(TypeError):
         config.routes[0].when.given["source"] = "*"  # type: ignore[index]
+
+
+DEFAULT_LABEL = f"""
+sources: {{eas: {{secret: {{env: X}}}}}}
+routes:
+  - {{name: r, build: {{ingest: {{app_id: {APP}}}}}, tests: [{T1}]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "label"),
+    [
+        ({}, "2.4.0 (187)"),
+        ({"build_number": None}, "2.4.0"),  # a GitHub release: a tag, no build number
+        ({"version": None}, "187"),  # a Bitrise build read without its API
+    ],
+)
+def test_the_default_label_is_built_from_what_the_build_carries(fields, label):
+    (plan,) = plan_event(parse_config(DEFAULT_LABEL).routes, build(**fields))
+    assert (plan.problem, plan.version_label) == (None, label)
+
+
+def test_the_default_label_of_a_build_with_neither_field_is_a_problem_that_says_what_to_set():
+    (plan,) = plan_event(parse_config(DEFAULT_LABEL).routes, build(version=None, build_number=None))
+    assert plan.problem == (
+        "the build has no version and no build_number, so it has no default label: "
+        "set the route's build.version_label to a template of fields it has"
+    )
+
+
+def test_a_link_problem_the_source_knows_fails_the_plan_before_any_io():
+    def link_problem(build: Build, artifact: Artifact) -> str | None:
+        return f"{artifact.name} needs a token"
+
+    (plan,) = plan_event(parse_config(DEFAULT_LABEL).routes, build(), (), link_problem)
+    assert plan.problem == "app.tar.gz needs a token"
