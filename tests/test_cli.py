@@ -214,7 +214,7 @@ def test_simulate_decides_with_the_pipelines_own_answer(capsys, monkeypatch, tmp
 def test_simulate_ignored_and_headers_from_the_command_line(capsys):
     errored = str(PAYLOADS / "eas-build-errored.json")
     code, out, _ = run(capsys, "simulate", "eas", errored, "--config", BUNDLED)
-    assert code == 0
+    assert code == 5  # answered 200, and nothing starts
     assert out.endswith("decision  ignored (HTTP 200)\n          the build errored\n")
 
     sample = str(PAYLOADS / "standard-webhooks-build-finished.json")
@@ -228,12 +228,73 @@ def test_simulate_says_what_the_relay_would_refuse(capsys, tmp_path):
     body = tmp_path / "body.json"
     body.write_text('{"id": "x"}')
     code, out, err = run(capsys, "simulate", "eas", str(body), "--config", BUNDLED)
-    assert (code, out) == (1, "")
+    assert (code, out) == (3, "")  # a predicted 4xx
     assert (
         err == "relay: the relay would answer 400 rejected: EAS payload needs `id` and `status`\n"
     )
     code, _, err = run(capsys, "simulate", "bitrise", str(body), "--config", BUNDLED)
+    assert code == 1  # a usage mistake
     assert err == "relay: no source named 'bitrise' in the config (sources: ci, eas)\n"
+
+
+RELEASE = str(PAYLOADS / "github-release-published.json")  # a private repository's release
+
+
+def github_config(tmp_path: Path, api: str = "", asset: str = "*.apk", extra: str = "") -> str:
+    return write(
+        tmp_path,
+        "revyl: {token: {env: REVYL_API_KEY}}\n"
+        f"sources: {{gh: {{type: github, secret: {{env: X}}{api}}}}}\n"
+        f"routes:\n  - {{name: r, build: {{ingest: {{app_id: {APP}}}, asset: '{asset}'}}, "
+        f"tests: [{TEST}]}}\n{extra}",
+    )
+
+
+@pytest.mark.parametrize("token", ["rev_not_read", None])
+def test_simulate_exits_3_when_it_predicts_a_4xx(capsys, monkeypatch, tmp_path, token):
+    """With or without a token in this shell: the prediction is for a relay with one."""
+    if token:
+        monkeypatch.setenv("REVYL_API_KEY", token)
+    else:
+        monkeypatch.delenv("REVYL_API_KEY", raising=False)
+    config = github_config(tmp_path)
+    code, out, _ = run(capsys, "simulate", "gh", RELEASE, "--config", config, "--json")
+    report = json.loads(out)
+    predicted = report.get("with_token", report)
+    assert (code, predicted["status"], predicted["decision"]) == (3, 422, "failed")
+    assert "set sources.gh.api.token" in predicted["reason"]
+    if token is None:  # the dry-run answer itself fails the route too
+        assert (report["status"], report["decision"]) == (422, "failed")
+
+
+def test_simulate_exits_4_when_it_predicts_a_5xx(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("REVYL_API_KEY", "rev_not_read")
+    attached = f"  - {{name: attached, tests: [{TEST}]}}\n"
+    config = github_config(tmp_path, extra=attached)  # one route runs, the other cannot
+    code, out, _ = run(capsys, "simulate", "gh", RELEASE, "--config", config)
+    assert code == 4
+    assert "partial (HTTP 502)" in out
+
+
+def test_simulate_exits_0_when_it_predicts_a_start(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("REVYL_API_KEY", raising=False)
+    config = github_config(tmp_path, api=", api: {token: {env: GH_TOKEN}}")
+    code, out, _ = run(capsys, "simulate", "gh", RELEASE, "--config", config)
+    assert code == 0
+    assert "decision  dry_run (HTTP 200)" in out
+    assert "if token  triggered (HTTP 200)" in out
+    assert "label 'v2.4.0-rc.1'" in out  # the default label of a build with no build number
+
+
+def test_simulate_warns_of_an_ios_device_build_to_ingest(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("REVYL_API_KEY", "rev_not_read")
+    config = github_config(tmp_path, api=", api: {token: {env: GH_TOKEN}}", asset="*.ipa")
+    code, out, _ = run(capsys, "simulate", "gh", RELEASE, "--config", config)
+    assert code == 0  # the relay would start it: a warning, not a refusal
+    assert (
+        "warning   route r: ingests 'Shopper-2.4.0-190-adhoc.ipa', an iOS device build (.ipa): "
+        "Revyl runs iOS tests on simulators, which cannot install one"
+    ) in out
 
 
 class BuildSystemApi(FakeHTTPServer):
