@@ -56,12 +56,11 @@ class Source:
     Settings: ClassVar[builtins.type[SourceSettings]] = SourceSettings
     # where the sender is told the relay's URL ({url}): deploy.sh prints it after a deploy
     wiring_hint: ClassVar[str] = "POST its webhooks to {url}"
-    # The Build fields its builds can carry (`source` and `system` always): a route's `when:`
-    # on any other field never matches them (`python -m relay check` warns).
+    # The Build fields its builds carry besides `source` and `system`: a route's `when:` (or a
+    # label's template) on any other field never matches them (`python -m relay check` warns).
     fields: ClassVar[frozenset[str]] = frozenset()
-    # Fields read when the sender happens to send them, though its documentation does not
-    # promise them: a route on one may never match.
-    unpromised_fields: ClassVar[frozenset[str]] = frozenset()
+    # Fields some of its builds lack, each with when: a route on one may match none of them.
+    sometimes: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         self.name = name
@@ -86,10 +85,11 @@ class Source:
         """Fill what the payload lacks from the build system's API. Default: nothing to add."""
         return event
 
-    def filled_fields(self) -> frozenset[str]:
-        """The Build fields this source's builds can carry, with its settings (a source whose
-        `enrich` needs an `api:` fills more with one)."""
-        return self.fields | self.unpromised_fields
+    def provides(self) -> dict[str, str | None]:
+        """Each Build field this source's builds may carry, with its settings (a source whose
+        `enrich` reads an `api:` fills more with one): None when every build carries it, else
+        when one may lack it."""
+        return {**dict.fromkeys(self.fields), **self.sometimes}
 
     def link_problem(self, build: Build, artifact: Artifact) -> str | None:
         """Why `artifact_link` would refuse this artifact, known without I/O (a credential the

@@ -13,7 +13,8 @@ before Revyl fetches it, so the Codemagic token never leaves the relay.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -84,6 +85,16 @@ class CodemagicSource(StandardWebhookSource):
     wiring_hint = "the publishing script of examples/codemagic.yaml posts to {url}"
     Settings = CodemagicSettings
     settings: CodemagicSettings
+    fields = frozenset({"build_number", "commit", "branch", "workflow", "build_id", "run_id"})
+    sometimes: ClassVar[Mapping[str, str]] = {
+        "platform": "the body's `platform`, or the one platform its artifacts are for",
+        "app": "the bundleId of an app artifact in CM_ARTIFACT_LINKS",
+        "version": "the versionName of an app artifact in CM_ARTIFACT_LINKS",
+        "artifacts": "when CM_ARTIFACT_LINKS lists any",
+        "pr_number": "pull request builds only",
+        "build_url": "when the script sends buildUrl",
+        "repository": "when the script sends git.repoSlug",
+    }
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)

@@ -19,8 +19,9 @@ whether the hook sends JSON or form-encoded `payload=<json>`. The event key is
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote
 
 from pydantic import ValidationInfo, field_validator
@@ -31,7 +32,7 @@ from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
 from relay.sources._api import ApiSettings, SourceApi
 from relay.sources.base import ArtifactLink, Delivery, HmacSignedSource
-from relay.sources.generic import read_build
+from relay.sources.generic import GENERIC_FIELDS, read_build
 from relay.sources.payload import (
     artifact_kind,
     as_dict,
@@ -157,6 +158,22 @@ class GitHubSource(HmacSignedSource):
     )
     Settings = GitHubSettings
     settings: GitHubSettings
+    fields = frozenset({"repository"})
+    sometimes: ClassVar[Mapping[str, str]] = {
+        **dict.fromkeys(GENERIC_FIELDS - fields, "repository dispatches only"),
+        "build_id": "releases and workflow runs; dispatches whose client_payload names it",
+        "build_url": "releases and workflow runs; dispatches whose client_payload names it",
+        "platform": "read from the workflow's name or path, or the assets' file types",
+        "version": "releases (the tag) and dispatches only",
+        "build_number": "workflow runs (run_number) and dispatches only",
+        "commit": "workflow runs; a release whose target is a commit, or with api.token",
+        "branch": "workflow runs; a release that targets a branch",
+        "pr_number": "workflow runs of a pull request, not from a fork",
+        "workflow": "workflow runs and dispatches only",
+        "run_id": "workflow runs and dispatches only",
+        "artifacts": "releases with assets; workflow runs with `workflow_artifacts: true`",
+        "actor": "the event's sender",
+    }
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)
