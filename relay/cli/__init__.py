@@ -96,8 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="validate a config and print its sources and routes",
-        description="Validate the config and print its sources and routes as tables. "
-        "Exit 0 when the config is valid (and, with --secrets, every secret can be read).",
+        description="Validate the config, run the function's start-up checks against this "
+        "shell's environment, and print its sources and routes as tables, with a warning for "
+        "each route that cannot do what it says. Exit 0 when the config is valid and the relay "
+        "would start here (with --secrets: and every secret can be read; an unset {env: ...} "
+        "Revyl token is dry-run, not a failure); warnings do not change the exit code.",
     )
     _config_option(check)
     check.add_argument(
