@@ -8,6 +8,7 @@ fake Secret Manager on loopback.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,8 +61,14 @@ def test_the_tools_start_without_the_function_or_http_libraries():
         f"code = main(['check', '--config', {BUNDLED!r}])\n"
         "print(code, 'relay.app' in sys.modules, 'requests' in sys.modules)"
     )
+    secrets = {"EAS_WEBHOOK_SECRET": "e", "CI_WEBHOOK_SECRET": "c"}  # as examples/local.env
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        env={**os.environ, **secrets},
     )
     assert done.stdout.splitlines()[-1] == "0 False False"
 

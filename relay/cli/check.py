@@ -85,7 +85,9 @@ def sources_table(config: RelayConfig) -> str:
     return table(["SOURCE", "TYPE", "SECRETS", "URL PATH"], rows)
 
 
-def routes_table(config: RelayConfig, sources: Mapping[str, Source]) -> str:
+def routes_table(config: RelayConfig, sources: Mapping[str, Source] | None = None) -> str:
+    if sources is None:
+        sources = {name: build_source(name, s) for name, s in config.sources.items()}
     rows = []
     for route in config.routes:
         when = dict(route.when.given)
