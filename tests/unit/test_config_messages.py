@@ -17,7 +17,8 @@ def refused(text: str) -> str:
 
 
 def routes(when: str) -> str:
-    return f"sources: {{eas: {{secret: {{env: X}}}}}}\nroutes: [{{name: r, when: {when}, tests: [{TEST}]}}]\n"
+    sources = "sources: {eas: {secret: {env: X}}}\n"
+    return sources + f"routes: [{{name: r, when: {when}, tests: [{TEST}]}}]\n"
 
 
 def test_an_unknown_key_names_the_nearest_and_the_valid_ones():
