@@ -318,8 +318,11 @@ class Relay:
 
     @property
     def dry_run_reason(self) -> str:
+        token = self.config.revyl.token
         if self.config.revyl.dry_run:
             return "revyl.dry_run is true: nothing was started"
+        if token is not None and token.env:
+            return f"the Revyl token's variable {token.env} is not set: nothing was started"
         return "no Revyl token is configured: nothing was started"
 
     def dry_run_answer(self, event: Event, build: Build, plans: list[RoutePlan]) -> Answer:

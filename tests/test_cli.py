@@ -328,7 +328,7 @@ def test_simulate_answers_dry_run_as_the_relay_does_when_the_token_is_unset(caps
     assert code == 0
     assert (
         "decision  dry_run (HTTP 200)\n"
-        "          no Revyl token is configured: nothing was started\n"
+        "          the Revyl token's variable REVYL_API_KEY is not set: nothing was started\n"
         "note      revyl.token is env REVYL_API_KEY, not set in this shell: "
         "a relay run here starts nothing\n"
         "if token  triggered (HTTP 200)\n"
