@@ -40,12 +40,12 @@ check: $(VENV)/.installed
 	@set -a && . examples/local.env && set +a && $(PY) -m relay check --secrets
 
 ## Lint and type-check, then the whole test suite (unit, end-to-end, Firestore emulator, faults,
-## API schema).
+## API schema), one pytest-xdist worker per CPU.
 test: $(VENV)/.installed $(EMULATOR)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 ## The fault suite alone: every failure scenario, a table of answers and runs per target.
 faults: $(VENV)/.installed $(EMULATOR)
