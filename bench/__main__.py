@@ -1,3 +1,5 @@
+import sys
+
 from bench.run import main
 
-main()
+sys.exit(main())

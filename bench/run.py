@@ -107,9 +107,29 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[int(rank) - 1]
 
 
+PHASES = ("fan-out", "overhead", "throughput", "memory", "cold start")
+
+
+class Progress:
+    """One line on stderr as each phase starts and ends, so a two-minute run shows it is alive
+    (stdout keeps only the table)."""
+
+    def __init__(self, stream: Any = sys.stderr) -> None:
+        self.stream = stream
+        self.started = time.perf_counter()
+
+    def say(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        print(f"bench [{elapsed:6.1f} s] {text}", file=self.stream, flush=True)
+
+    def phase(self, name: str, what: str) -> None:
+        self.say(f"{PHASES.index(name) + 1}/{len(PHASES)} {name}: {what}")
+
+
 class Bench:
-    def __init__(self, settings: Settings, workdir: Path) -> None:
+    def __init__(self, settings: Settings, workdir: Path, progress: Progress | None = None) -> None:
         self.settings = settings
+        self.progress = progress or Progress()
         self.workdir = workdir
         self.counts = Counts()
         self.deliveries = Deliveries()
@@ -379,22 +399,32 @@ class Bench:
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
         load_before = os.getloadavg()
+        settings, say = self.settings, self.progress
+        say.say("starting the fakes, the relay and the floor")
         self.start_fakes()
         results: dict[str, Any] = {}
         try:
             relay, floor = self.start(self.relay()), self.start(self.floor())
             try:
+                fan = ", ".join(map(str, settings.fanout))
+                say.phase("fan-out", f"N = {fan} tests, {settings.fanout_reps} webhooks each")
                 results["fanout"] = self.fanout(relay)
+                say.phase("overhead", f"{settings.overhead_webhooks} webhooks x 3 functions")
                 results["overhead"] = self.overhead(relay, floor)
+                rounds = f"{settings.throughput_rounds} rounds x {settings.throughput_webhooks}"
+                say.phase("throughput", f"{rounds} webhooks, {settings.clients} clients")
                 results["throughput"] = self.throughput(relay, floor)
             finally:
                 relay.stop()
                 floor.stop()
+            say.phase("memory", f"{settings.memory_webhooks} webhooks to a fresh relay and floor")
             results["memory"] = self.memory()
+            say.phase("cold start", f"{settings.cold_starts} starts x 3 functions")
             results["cold_start"] = self.cold_start()
             self.counts.execute_calls_seen = self.revyl.stats()["started"]
         finally:
             self.stop_fakes()
+        say.say("done")
         results["counts"] = asdict(self.counts)
         results["environment"] = environment(load_before, os.getloadavg())
         results["settings"] = asdict(self.settings)
@@ -599,9 +629,42 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+ALL_MET, COUNTS_WRONG, TARGET_MISSED = 0, 1, 3
+EXIT_CODES = """\
+exit codes:
+  0  every target met and the counts add up (--quick: the counts add up)
+  1  the counts do not add up: a webhook was not answered 200 with all its tests started, or
+     Revyl saw other execute calls than expected (the relay misbehaved under load)
+  2  a command-line usage error
+  3  a target was missed (not with --quick, whose timings mean nothing;
+     --report-only: never)"""
+
+
+def counts_add_up(counts: dict[str, Any]) -> bool:
+    return (
+        counts["webhooks_not_ok"] == 0
+        and counts["execute_calls_seen"] == counts["execute_calls_expected"]
+    )
+
+
+def exit_code(results: dict[str, Any], judged: bool) -> int:
+    if not counts_add_up(results["counts"]):
+        return COUNTS_WRONG
+    missed = judged and not all(check["met"] for check in results["targets"])
+    return TARGET_MISSED if missed else ALL_MET
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny run: counts, not timings")
+    parser.add_argument(
+        "--report-only", action="store_true", help="exit 0 even when a target is missed"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--logs", type=Path, default=None, help="keep the functions' logs here")
     args = parser.parse_args(argv)
@@ -614,8 +677,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print(f"\nwritten: {args.out}", file=sys.stderr)
-    return results
+    code = exit_code(results, judged=not (args.quick or args.report_only))
+    if code == COUNTS_WRONG:
+        print("bench: the counts do not add up (see `counts`)", file=sys.stderr)
+    elif code == TARGET_MISSED:
+        print("bench: a target was missed (FAIL above; --report-only exits 0)", file=sys.stderr)
+    elif args.quick:
+        print("bench: --quick: the targets are shown, not judged", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

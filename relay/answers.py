@@ -95,15 +95,22 @@ def dry_run(
     plan: list[dict[str, Any]],
     reason: str,
 ) -> Answer:
+    """Nothing was started. A target that would fail before any Revyl call (its route's plan
+    has a problem) is answered as the live relay answers it: a dry run is no false green."""
+    failures = [e for e in executions if e.outcome != "planned"]
+    planned = [e for e in executions if e.outcome == "planned"]
+    decision, status = _decide(planned, failures, False) if failures else ("dry_run", 200)
+    reasons = {e.error or e.outcome for e in failures}
     body = RelayResponse(
         event=event.key,
-        decision="dry_run",
-        reason=reason,
+        decision=decision,
+        reason=reasons.pop() if not planned and len(reasons) == 1 else reason,
         build=build.summary(),
         executions=list(executions),
+        errors=[_error_item(e) for e in failures],
         plan=plan,
     )
-    return Answer(200, body)
+    return Answer(status, body)
 
 
 def task_done(kind: str) -> Answer:

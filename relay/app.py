@@ -149,6 +149,8 @@ def log_answer(
         "latency_ms": round((time.perf_counter() - started) * 1000, 1),
     }
     severity = logging.ERROR if answer.status >= 500 else logging.INFO
+    if answer.status == 401:  # most often a build system wired with the wrong secret
+        severity = logging.WARNING
     message = f"{fields['source']}: {body.decision}" + (f" ({body.reason})" if body.reason else "")
     log.log(severity, message, extra={k: v for k, v in fields.items() if v not in (None, [])})
 

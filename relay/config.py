@@ -6,16 +6,18 @@ A bad file fails fast with a message naming the key and the problem, for example
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import string
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -30,13 +32,38 @@ from pydantic import (
 )
 
 from relay.errors import ConfigError
-from relay.models import TEMPLATE_FIELDS
+from relay.models import TEMPLATE_FIELDS, Platform
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "relay.yaml"
 
 
+def nearest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice `word` is most likely a misspelling of, if one is close enough."""
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def unknown_key(key: str, valid: Iterable[str]) -> str:
+    """`profil` → "unknown key `profil`: did you mean `profile`? (valid keys: ...)"."""
+    valid = list(valid)
+    guess = nearest(key, valid)
+    hint = f": did you mean `{guess}`?" if guess else ""
+    return f"unknown key `{key}`{hint} (valid keys: {', '.join(valid)})"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        """An unknown key names the valid ones and the nearest (pydantic would only say
+        "Extra inputs are not permitted")."""
+        if isinstance(data, Mapping):
+            for key in data:
+                if str(key) not in cls.model_fields:
+                    raise ValueError(unknown_key(str(key), cls.model_fields))
+        return data
 
 
 def _uuid(value: str) -> str:
@@ -49,11 +76,25 @@ def _uuid(value: str) -> str:
 UUIDStr = Annotated[str, AfterValidator(_uuid)]
 
 
+REFERENCE_SYNTAX = (
+    "a secret is never written in the config: write `{secret: NAME}` (Secret Manager) or "
+    "`{env: NAME}` (an environment variable)"
+)
+
+
 class SecretRef(Strict):
     """Where a secret lives: Secret Manager (`{secret: name}`) or an environment variable."""
 
     secret: str | None = None
     env: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_reference(cls, data: Any) -> Any:
+        # never echo the value: a plain string here is likely the secret itself
+        if not isinstance(data, Mapping | SecretRef):
+            raise ValueError(REFERENCE_SYNTAX)
+        return data
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
@@ -109,11 +150,27 @@ class SourceSettings(Strict):
         return value
 
 
+PLATFORMS: tuple[str, ...] = get_args(Platform)
+
+
+def _platform(value: str | None) -> str | None:
+    """`Android` → `android`; a value (or glob) no platform matches is a mistake, not a route
+    that silently matches nothing."""
+    if value is None:
+        return None
+    pattern = value.strip().lower()
+    if any(fnmatchcase(platform, pattern) for platform in PLATFORMS):
+        return pattern
+    guess = nearest(pattern, PLATFORMS)
+    hint = f": did you mean {guess!r}?" if guess else ""
+    raise ValueError(f"{value!r} is not a platform{hint} (platforms: {', '.join(PLATFORMS)})")
+
+
 class Match(Strict):
     """`when:` of a route. Every given field must match the build; values are globs."""
 
     source: str | None = None
-    platform: str | None = None
+    platform: Annotated[str | None, AfterValidator(_platform)] = None
     app: str | None = None
     profile: str | None = None
     branch: str | None = None
@@ -151,7 +208,8 @@ class BuildSpec(Strict):
 
     ingest: AppRef | None = None
     lookup: AppRef | None = None
-    version_label: Annotated[str, AfterValidator(_template)] = "{version} ({build_number})"
+    # None: the default, built from what the build carries (routing.default_label)
+    version_label: Annotated[str, AfterValidator(_template)] | None = None
     asset: str | None = None  # glob picking one artifact/asset by file name
 
     @model_validator(mode="after")
@@ -353,8 +411,7 @@ def typed_plugins(
         try:
             typed[name] = _typed(name, settings, model_for, kind)
         except ValidationError as exc:
-            prefixed = format_validation_error(exc).replace("\n", f"\n{kind}.{name}.")
-            raise ValueError(f"{kind}.{name}.{prefixed}") from None
+            raise ValueError(format_validation_error(exc, (kind, name))) from None
         except ValueError as exc:
             raise ValueError(f"{kind}.{name}: {exc}") from None
     return typed
@@ -370,25 +427,49 @@ def _typed(name: str, settings: Any, model_for: Callable[[str], type[Strict]], k
 
 
 def _glob_matches(pattern: str, value: str) -> bool:
-    from fnmatch import fnmatchcase
-
     return fnmatchcase(value, pattern)
 
 
-def format_validation_error(exc: ValidationError) -> str:
+YAML_TYPES = {
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true/false",
+    list: "a list",
+}
+
+
+def format_validation_error(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """One `dotted.key: problem` line per error; `prefix` is where the model sits."""
     lines = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        key = ".".join(str(part) for part in (*prefix, *error["loc"])) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
+        if error["type"] in ("model_type", "dict_type"):  # not a class name: what to write
+            given = YAML_TYPES.get(
+                type(error["input"]), "nothing" if error["input"] is None else "a value"
+            )
+            message = f"expected a mapping (`key: value` lines or `{{key: value}}`), got {given}"
         lines.append(f"{key}: {message}")
     return "\n".join(lines)
+
+
+def yaml_problem(exc: yaml.YAMLError, origin: str) -> str:
+    """`relay.yaml:3:8: not valid YAML: ...`: the file, not PyYAML's `<unicode string>`."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return f"{origin}: not valid YAML: {str(exc).replace('<unicode string>', origin)}"
+    context = getattr(exc, "context", None)
+    where = f"{origin}:{mark.line + 1}:{mark.column + 1}"
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
 
 
 def parse_config(text: str, origin: str = "config", *, models: PluginModels) -> RelayConfig:
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loaders only
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+        raise ConfigError(yaml_problem(exc, origin)) from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin}: the top level must be a mapping with `sources` and `routes`")
     try:
@@ -407,12 +488,16 @@ def config_path(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("RELAY_CONFIG") or DEFAULT_CONFIG_PATH)
 
 
-def load_config(path: Path | None, *, models: PluginModels) -> RelayConfig:
-    path = path or config_path()
+def load_config(
+    path: Path | None, *, models: PluginModels, environ: Mapping[str, str] = os.environ
+) -> RelayConfig:
+    """`path`, else the file RELAY_CONFIG names, else the bundled relay.yaml."""
+    named_by = "" if path or not environ.get("RELAY_CONFIG") else " (named by RELAY_CONFIG)"
+    path = path or config_path(environ)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read config {path}{named_by}: {exc.strerror}") from None
     return parse_config(text, origin=str(path), models=models)
 
 

@@ -123,7 +123,8 @@ class Relay:
     def source(self, name: str) -> Source:
         source = self.sources.get(name)
         if source is None:
-            raise UnknownSource(f"no source named {name!r}; POST to /<source name>")
+            paths = ", ".join(f"/{known}" for known in self.sources) or "none configured"
+            raise UnknownSource(f"no source named {name!r}; the sources' paths: {paths}")
         return source
 
     def handle(self, source_name: str, delivery: Delivery) -> Answer:
@@ -150,7 +151,10 @@ class Relay:
         build = event.build
         assert build is not None
         plans = plan_event(
-            list(self.config.routes if routes is None else routes), build, event.routes
+            list(self.config.routes if routes is None else routes),
+            build,
+            event.routes,
+            source.link_problem,
         )
         if not plans:
             return answers.ignored(event, "no route matched the build", build)
@@ -316,13 +320,19 @@ class Relay:
 
     @property
     def dry_run_reason(self) -> str:
+        token = self.config.revyl.token
         if self.config.revyl.dry_run:
             return "revyl.dry_run is true: nothing was started"
+        if token is not None and token.env:
+            return f"the Revyl token's variable {token.env} is not set: nothing was started"
         return "no Revyl token is configured: nothing was started"
 
     def dry_run_answer(self, event: Event, build: Build, plans: list[RoutePlan]) -> Answer:
+        """What would start, and what would fail as the live relay fails it (a plan's problem)."""
         planned = [
-            Execution(
+            not_started(t, failure)
+            if (failure := plan_failure(plan))
+            else Execution(
                 route=t.route, test_id=t.test_id, workflow_id=t.workflow_id, outcome="planned"
             )
             for plan in plans

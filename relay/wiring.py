@@ -40,6 +40,13 @@ def project_id(config: RelayConfig, environ: Mapping[str, str]) -> str | None:
 
 def check_startup(config: RelayConfig, environ: Mapping[str, str]) -> None:
     """What can be checked without I/O: env secrets set, a project for Secret Manager names."""
+    problems = startup_problems(config, environ)
+    if problems:
+        raise ConfigError("the relay cannot start:\n" + "\n".join(problems))
+
+
+def startup_problems(config: RelayConfig, environ: Mapping[str, str]) -> list[str]:
+    """Why the relay would refuse to start with this environment (`check` runs this too)."""
     problems = missing_environment(config, environ)
     if not project_id(config, environ):
         names = {ref.secret for _, ref in secret_refs(config) if ref.secret}
@@ -50,8 +57,17 @@ def check_startup(config: RelayConfig, environ: Mapping[str, str]) -> None:
             )
         if config.dedup.store == "firestore":
             problems.append("dedup.store firestore needs a project: set GOOGLE_CLOUD_PROJECT")
-    if problems:
-        raise ConfigError("the relay cannot start:\n" + "\n".join(problems))
+    return problems
+
+
+def dry_run_hint(config: RelayConfig) -> str:
+    """Why the relay runs dry, and what would make it start runs (`token_is_set` is false)."""
+    token = config.revyl.token
+    if config.revyl.dry_run:
+        return "revyl.dry_run is true (remove it to start runs)"
+    if token is None:
+        return "the config has no revyl.token (set it, e.g. `token: {env: REVYL_API_KEY}`)"
+    return f"revyl.token is {{env: {token.env}}} and {token.env} is not set (export it)"
 
 
 def secrets_for(
@@ -93,8 +109,8 @@ def build_service(config: RelayConfig, environ: Mapping[str, str] = os.environ) 
     dry_run = not token_is_set(config, environ)
     if dry_run:
         log.warning(
-            "dry-run: no Revyl token is configured, so webhooks are verified and routed "
-            "but nothing is started (set revyl.token, e.g. {env: REVYL_API_KEY})"
+            "dry-run: webhooks are verified and routed but nothing is started: "
+            + dry_run_hint(config)
         )
     events = build_store(config.dedup, project)
     relay = Relay(

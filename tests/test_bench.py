@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from bench.run import COUNTS_WRONG, TARGET_MISSED, exit_code
 from tests.support.function_process import REPO_ROOT
 
 
@@ -41,3 +44,31 @@ def test_quick_benchmark_counts(tmp_path: Path) -> None:
         "Secret",
     }
     assert "targets" in finished.stdout
+    progress = [line for line in finished.stderr.splitlines() if line.startswith("bench [")]
+    phases = [line.split("] ", 1)[1].split(":", 1)[0] for line in progress[1:-1]]
+    assert phases == [
+        "1/5 fan-out",
+        "2/5 overhead",
+        "3/5 throughput",
+        "4/5 memory",
+        "5/5 cold start",
+    ]
+    assert progress[-1].endswith("] done")
+
+
+COUNTS = {"webhooks_not_ok": 0, "execute_calls_seen": 5, "execute_calls_expected": 5}
+
+
+@pytest.mark.parametrize(
+    ("counts", "met", "judged", "code"),
+    [
+        (COUNTS, [True, True], True, 0),
+        (COUNTS, [True, False], True, TARGET_MISSED),
+        (COUNTS, [True, False], False, 0),  # --quick or --report-only
+        ({**COUNTS, "webhooks_not_ok": 1}, [True], False, COUNTS_WRONG),
+        ({**COUNTS, "execute_calls_seen": 6}, [True], True, COUNTS_WRONG),
+    ],
+)
+def test_the_exit_code_says_whether_the_targets_were_met(counts, met, judged, code):
+    results = {"counts": counts, "targets": [{"met": m} for m in met]}
+    assert exit_code(results, judged) == code

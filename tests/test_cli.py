@@ -8,6 +8,7 @@ fake Secret Manager on loopback.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from relay.cli import main
 from relay.cli.deploy_info import info_lines, secret_fields
 from relay.config import SecretRef
+from relay.errors import ConfigError
 from relay.plugins import load_config
 from relay.sandbox.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
 from tests.conftest import PROJECT
@@ -59,8 +61,14 @@ def test_the_tools_start_without_the_function_or_http_libraries():
         f"code = main(['check', '--config', {BUNDLED!r}])\n"
         "print(code, 'relay.app' in sys.modules, 'requests' in sys.modules)"
     )
+    secrets = {"EAS_WEBHOOK_SECRET": "e", "CI_WEBHOOK_SECRET": "c"}  # as examples/local.env
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        env={**os.environ, **secrets},
     )
     assert done.stdout.splitlines()[-1] == "0 False False"
 
@@ -76,8 +84,16 @@ def test_a_usage_mistake_is_one_line_and_no_traceback(capsys, tmp_path):
 # --- check -----------------------------------------------------------------------------------
 
 
-def test_check_prints_the_sources_and_routes_of_the_bundled_config(capsys, monkeypatch):
+def local_env(monkeypatch) -> None:
+    """The documented local set-up: `set -a; . examples/local.env; set +a`, no Revyl token."""
+    for line in (REPO / "examples" / "local.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            monkeypatch.setenv(*line.split("=", 1))
     monkeypatch.delenv("REVYL_API_KEY", raising=False)
+
+
+def test_check_prints_the_sources_and_routes_of_the_bundled_config(capsys, monkeypatch):
+    local_env(monkeypatch)
     monkeypatch.chdir(REPO)
     code, out, _ = run(capsys, "check", "--config", BUNDLED)
     assert code == 0
@@ -85,10 +101,13 @@ def test_check_prints_the_sources_and_routes_of_the_bundled_config(capsys, monke
     assert "eas     eas      secret: env EAS_WEBHOOK_SECRET  /eas" in out
     assert (
         "ios-smoke      eas     platform=ios profile=preview  ingest app 5b0d3c1e"
-        "               0f8f6c1a  7c6b5a49"
+        "                0f8f6c1a  7c6b5a49"
     ) in out
     assert "label {version}-{build_number}" in out
+    assert "label (default)\n" in out
+    assert "  eas: {version} ({build_number})" in out
     assert "token from env REVYL_API_KEY (not set in this shell: dry-run here)" in out
+    assert "warn:" not in out
 
 
 def test_check_names_the_key_and_the_problem_of_a_bad_config(capsys, tmp_path):
@@ -101,7 +120,9 @@ def test_check_names_the_key_and_the_problem_of_a_bad_config(capsys, tmp_path):
     assert err == f"relay: {config}: routes.0.tests.0: not a UUID: 'smoke'\n"
 
 
-def test_check_notes_a_source_no_route_takes(capsys, tmp_path):
+def test_check_notes_a_source_no_route_takes(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("X", "x")
+    monkeypatch.setenv("Y", "y")
     config = write(
         tmp_path,
         "sources: {eas: {secret: {env: X}}, ci: {type: generic, secret: {env: Y}}}\n"
@@ -141,6 +162,128 @@ def test_check_secrets_reads_every_secret_and_prints_no_value(
     assert "environment variable EAS_WEBHOOK_SECRET is not set" in out
     assert "secret 'ci-webhook-secret' could not be read (NotFound)" in out
     assert err == ""
+
+
+def test_check_refuses_what_the_relay_refuses_to_start_with(capsys, tmp_path, monkeypatch):
+    """check runs the function's own start-up checks: the same problems, exit 1."""
+    from relay.wiring import build_relay
+
+    monkeypatch.delenv("UNSET_SECRET", raising=False)
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    monkeypatch.delenv("GCP_PROJECT", raising=False)
+    config = write(
+        tmp_path,
+        "sources: {eas: {secret: {env: UNSET_SECRET}}, ci: {type: generic, secret: {secret: s}}}\n"
+        f"routes: [{{name: r, tests: [{TEST}]}}]\n",
+    )
+    with pytest.raises(ConfigError) as refused:
+        build_relay(load_config(Path(config)), {})
+    code, out, err = run(capsys, "check", "--config", config)
+    assert (code, err) == (1, "")
+    assert out.startswith(f"{config}: the relay would refuse to start here (2 sources, 1 route)")
+    problems = str(refused.value).splitlines()[1:]
+    assert problems == [
+        "sources.eas.secret: set the environment variable UNSET_SECRET",
+        "secrets ['s'] are Secret Manager short names: set GOOGLE_CLOUD_PROJECT",
+    ]
+    assert "start:  the relay refuses to start with this environment:\n" in out
+    assert all(f"        {problem}" in out for problem in problems)
+
+
+def test_check_secrets_in_the_local_set_up_is_green_without_a_revyl_token(capsys, monkeypatch):
+    """An unset `{env: REVYL_API_KEY}` is how the relay runs in dry-run, not an error."""
+    local_env(monkeypatch)
+    code, out, _ = run(capsys, "check", "--secrets", "--config", BUNDLED)
+    assert code == 0
+    assert (
+        "env REVYL_API_KEY       revyl.token         not set: the relay runs in dry-run "
+        "(export REVYL_API_KEY to start runs)"
+    ) in out
+
+
+def test_check_says_what_a_slack_source_does(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("S", "s")
+    config = write(
+        tmp_path,
+        "sources: {slack: {secret: {env: S}, team_id: T1}}\n"
+        f"routes: [{{name: smoke, tests: [{TEST}]}}]\n",
+    )
+    code, out, _ = run(capsys, "check", "--config", config)
+    assert code == 0
+    assert "note:   source 'slack' runs routes by name (/revyl run <route>): no `when:`" in out
+    assert "ignored" not in out
+
+
+def check_warnings(capsys, tmp_path, monkeypatch, sources: str, routes: str) -> list[str]:
+    monkeypatch.setenv("S", "s")
+    config = write(tmp_path, f"sources: {sources}\nroutes:\n{routes}")
+    code, out, _ = run(capsys, "check", "--config", config)
+    assert code == 0  # warnings do not fail the check: the relay starts
+    return [line.removeprefix("warn:   ") for line in out.splitlines() if line.startswith("warn:")]
+
+
+def test_check_warns_of_a_when_field_the_source_never_provides(capsys, tmp_path, monkeypatch):
+    found = check_warnings(
+        capsys,
+        tmp_path,
+        monkeypatch,
+        "{eas: {secret: {env: S}}, bitrise: {secret: {env: S}}}",
+        f"  - {{name: eas-release, when: {{source: eas, branch: 'release/*'}}, tests: [{TEST}]}}\n"
+        f"  - {{name: by-app, when: {{source: 'b*', app: com.acme}}, tests: [{TEST}]}}\n"
+        f"  - {{name: any-repo, when: {{repository: acme/app}}, tests: [{TEST}]}}\n"
+        f"  - {{name: fine, when: {{source: eas, profile: preview}}, tests: [{TEST}]}}\n",
+    )
+    assert found == [
+        "route 'eas-release': when.branch: source 'eas' (eas) has branch only sometimes: EAS "
+        "documents no branch in its webhook: the relay reads a top-level `gitRef` only when a "
+        "delivery has one",
+        "route 'by-app': when.app: source 'bitrise' (bitrise) never provides app: the route "
+        "never matches",
+        "route 'any-repo': when.repository: no source provides repository: the route never matches",
+    ]
+
+
+def test_check_shows_and_warns_of_the_label_per_source(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("S", "s")
+    config = write(
+        tmp_path,
+        "sources: {gh: {type: github, secret: {env: S}}, asc: {type: app-store-connect, "
+        "secret: {env: S}}, bitrise: {secret: {env: S}}}\n"
+        "routes:\n"
+        f"  - {{name: by-default, build: {{lookup: {{app_id: {APP}}}}}, tests: [{TEST}]}}\n"
+        f"  - {{name: bitrise-label, when: {{source: bitrise}}, build: {{lookup: {{app_id: {APP}}},"
+        f" version_label: '{{version}} ({{build_number}})'}}, tests: [{TEST}]}}\n",
+    )
+    code, out, _ = run(capsys, "check", "--config", config)
+    assert code == 0
+    assert "  gh: {version} ({build_number}) or the one it has" in out
+    assert "  asc: none (no version, no build_number)" in out
+    assert "  bitrise: {build_number}" in out
+    assert (
+        "warn:   route 'by-default': build.version_label: source 'asc' (app-store-connect) "
+        "provides no version and no build_number, so there is no default label: set "
+        "version_label to fields it has"
+    ) in out
+    assert (
+        "warn:   route 'bitrise-label': build.version_label '{version} ({build_number})': "
+        "source 'bitrise' (bitrise) never provides version: each of its builds would fail 422"
+    ) in out
+
+
+def test_check_warns_of_an_ios_device_build_to_ingest(capsys, tmp_path, monkeypatch):
+    found = check_warnings(
+        capsys,
+        tmp_path,
+        monkeypatch,
+        "{gh: {type: github, secret: {env: S}}}",
+        f"  - {{name: ios, build: {{ingest: {{app_id: {APP}}}, asset: '*-adhoc.IPA'}}, "
+        f"tests: [{TEST}]}}\n",
+    )
+    assert found == [
+        "route 'ios': asset '*-adhoc.IPA' picks an iOS device build (.ipa): Revyl runs iOS "
+        "tests on simulators, which cannot install one; pick a simulator build (.app, .tar.gz "
+        "or .zip)"
+    ]
 
 
 # --- simulate --------------------------------------------------------------------------------
@@ -185,7 +328,7 @@ def test_simulate_answers_dry_run_as_the_relay_does_when_the_token_is_unset(caps
     assert code == 0
     assert (
         "decision  dry_run (HTTP 200)\n"
-        "          no Revyl token is configured: nothing was started\n"
+        "          the Revyl token's variable REVYL_API_KEY is not set: nothing was started\n"
         "note      revyl.token is env REVYL_API_KEY, not set in this shell: "
         "a relay run here starts nothing\n"
         "if token  triggered (HTTP 200)\n"
@@ -214,7 +357,7 @@ def test_simulate_decides_with_the_pipelines_own_answer(capsys, monkeypatch, tmp
 def test_simulate_ignored_and_headers_from_the_command_line(capsys):
     errored = str(PAYLOADS / "eas-build-errored.json")
     code, out, _ = run(capsys, "simulate", "eas", errored, "--config", BUNDLED)
-    assert code == 0
+    assert code == 5  # answered 200, and nothing starts
     assert out.endswith("decision  ignored (HTTP 200)\n          the build errored\n")
 
     sample = str(PAYLOADS / "standard-webhooks-build-finished.json")
@@ -228,12 +371,73 @@ def test_simulate_says_what_the_relay_would_refuse(capsys, tmp_path):
     body = tmp_path / "body.json"
     body.write_text('{"id": "x"}')
     code, out, err = run(capsys, "simulate", "eas", str(body), "--config", BUNDLED)
-    assert (code, out) == (1, "")
+    assert (code, out) == (3, "")  # a predicted 4xx
     assert (
         err == "relay: the relay would answer 400 rejected: EAS payload needs `id` and `status`\n"
     )
     code, _, err = run(capsys, "simulate", "bitrise", str(body), "--config", BUNDLED)
+    assert code == 1  # a usage mistake
     assert err == "relay: no source named 'bitrise' in the config (sources: ci, eas)\n"
+
+
+RELEASE = str(PAYLOADS / "github-release-published.json")  # a private repository's release
+
+
+def github_config(tmp_path: Path, api: str = "", asset: str = "*.apk", extra: str = "") -> str:
+    return write(
+        tmp_path,
+        "revyl: {token: {env: REVYL_API_KEY}}\n"
+        f"sources: {{gh: {{type: github, secret: {{env: X}}{api}}}}}\n"
+        f"routes:\n  - {{name: r, build: {{ingest: {{app_id: {APP}}}, asset: '{asset}'}}, "
+        f"tests: [{TEST}]}}\n{extra}",
+    )
+
+
+@pytest.mark.parametrize("token", ["rev_not_read", None])
+def test_simulate_exits_3_when_it_predicts_a_4xx(capsys, monkeypatch, tmp_path, token):
+    """With or without a token in this shell: the prediction is for a relay with one."""
+    if token:
+        monkeypatch.setenv("REVYL_API_KEY", token)
+    else:
+        monkeypatch.delenv("REVYL_API_KEY", raising=False)
+    config = github_config(tmp_path)
+    code, out, _ = run(capsys, "simulate", "gh", RELEASE, "--config", config, "--json")
+    report = json.loads(out)
+    predicted = report.get("with_token", report)
+    assert (code, predicted["status"], predicted["decision"]) == (3, 422, "failed")
+    assert "set sources.gh.api.token" in predicted["reason"]
+    if token is None:  # the dry-run answer itself fails the route too
+        assert (report["status"], report["decision"]) == (422, "failed")
+
+
+def test_simulate_exits_4_when_it_predicts_a_5xx(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("REVYL_API_KEY", "rev_not_read")
+    attached = f"  - {{name: attached, tests: [{TEST}]}}\n"
+    config = github_config(tmp_path, extra=attached)  # one route runs, the other cannot
+    code, out, _ = run(capsys, "simulate", "gh", RELEASE, "--config", config)
+    assert code == 4
+    assert "partial (HTTP 502)" in out
+
+
+def test_simulate_exits_0_when_it_predicts_a_start(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("REVYL_API_KEY", raising=False)
+    config = github_config(tmp_path, api=", api: {token: {env: GH_TOKEN}}")
+    code, out, _ = run(capsys, "simulate", "gh", RELEASE, "--config", config)
+    assert code == 0
+    assert "decision  dry_run (HTTP 200)" in out
+    assert "if token  triggered (HTTP 200)" in out
+    assert "label 'v2.4.0-rc.1'" in out  # the default label of a build with no build number
+
+
+def test_simulate_warns_of_an_ios_device_build_to_ingest(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("REVYL_API_KEY", "rev_not_read")
+    config = github_config(tmp_path, api=", api: {token: {env: GH_TOKEN}}", asset="*.ipa")
+    code, out, _ = run(capsys, "simulate", "gh", RELEASE, "--config", config)
+    assert code == 0  # the relay would start it: a warning, not a refusal
+    assert (
+        "warning   route r: ingests 'Shopper-2.4.0-190-adhoc.ipa', an iOS device build (.ipa): "
+        "Revyl runs iOS tests on simulators, which cannot install one"
+    ) in out
 
 
 class BuildSystemApi(FakeHTTPServer):

@@ -182,10 +182,12 @@ def env_names(value: Any) -> set[str]:
 
 
 def write_config(block: Block, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The block as a config file, with every variable it names set to a dummy secret."""
+    """The block as a config file, with every variable it names set to a dummy secret, and a
+    Google Cloud project for its Secret Manager short names (as a deployment has)."""
     config, whole = as_config(block)
     for name in env_names(config):
         monkeypatch.setenv(name, DUMMY_SECRET)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "docs-example")
     path = folder / "config.yaml"
     path.write_text(block.text if whole else yaml.safe_dump(config, sort_keys=False))
     return path

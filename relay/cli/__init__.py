@@ -23,6 +23,14 @@ from relay.errors import ConfigError, RelayError
 
 Command = Callable[[argparse.Namespace], int]
 
+SIMULATE_EXIT_CODES = """\
+exit codes (the prediction is for a relay with a Revyl token, even in dry-run):
+  0  the relay would start the routes' runs (or answer a chat-ops command)
+  1  a usage or config mistake        2  a command-line usage error
+  3  it would answer 4xx: refuse the payload or fail it for good (400, 422)
+  4  it would answer 5xx: fail it in a way a retry may mend (502, 503)
+  5  it would answer 200 `ignored`: no route runs"""
+
 
 def _check(args: argparse.Namespace) -> int:
     from relay.cli.check import run
@@ -88,8 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="validate a config and print its sources and routes",
-        description="Validate the config and print its sources and routes as tables. "
-        "Exit 0 when the config is valid (and, with --secrets, every secret can be read).",
+        description="Validate the config, run the function's start-up checks against this "
+        "shell's environment, and print its sources and routes as tables, with a warning for "
+        "each route that cannot do what it says. Exit 0 when the config is valid and the relay "
+        "would start here (with --secrets: and every secret can be read; an unset {env: ...} "
+        "Revyl token is dry-run, not a failure); warnings do not change the exit code.",
     )
     _config_option(check)
     check.add_argument(
@@ -106,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a payload (for example one copied from your build system's delivery "
         "log) through parsing, filtering and routing, without signatures or network. Prints "
         "the normalized build, the decision and every Revyl call the relay would make.",
+        epilog=SIMULATE_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     simulate.add_argument("source", metavar="SOURCE", help="the source name (the URL path)")
     simulate.add_argument(
@@ -163,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except (CliError, ConfigError, RelayError) as exc:
         print(f"relay: {_message(exc)}", file=sys.stderr)
-        return 1
+        return exc.code if isinstance(exc, CliError) else 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `| head`: the reader has what it wanted

@@ -12,12 +12,17 @@ from relay.sources import Source, build_source
 
 
 class CliError(Exception):
-    """A mistake the user can fix: printed as one line on stderr, exit 1."""
+    """A mistake the user can fix, or a prediction of failure: one line on stderr, exit
+    `code` (1 unless the command documents another)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def load(path: Path | None) -> tuple[Path, RelayConfig]:
-    path = path or config_path()
-    return path, load_config(path)
+    """The config at `path`, else where RELAY_CONFIG says (an error names the variable)."""
+    return path or config_path(), load_config(path)
 
 
 def refs_by_secret(config: RelayConfig) -> dict[SecretRef, list[str]]:

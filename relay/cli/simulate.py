@@ -30,6 +30,13 @@ from relay.routing import RoutePlan, plan_event, route_matches
 from relay.sources import Delivery, Source
 from relay.tasks import Task, TaskQueue
 
+# The exit codes, so a CI step can gate on the prediction (1: a usage or config mistake and
+# 2: argparse's usage errors, as for every command).
+WOULD_START = 0  # triggered (or, in dry-run, would trigger with a token); a chat-ops reply
+PREDICTS_4XX = 3  # the relay would refuse the delivery or fail it for good (400, 401, 422...)
+PREDICTS_5XX = 4  # the relay would fail it in a way a retry may mend (502, 503)
+STARTS_NOTHING = 5  # the relay would answer 200 `ignored`: no route runs
+
 
 def run(args: argparse.Namespace) -> int:
     _, config = load(args.config)
@@ -42,7 +49,21 @@ def run(args: argparse.Namespace) -> int:
     shown = {name: value for name, value in filled.items() if name not in dict(args.headers)}
     report = {"sender_headers": shown, **report} if shown else report
     print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+    return exit_code(report)
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    """The prediction for a relay with a token: in dry-run, what it would answer."""
+    predicted = report.get("with_token", report)
+    return code_for(predicted["status"], predicted["decision"])
+
+
+def code_for(status: int, decision: str) -> int:
+    if status >= 500:
+        return PREDICTS_5XX
+    if status >= 400:
+        return PREDICTS_4XX
+    return STARTS_NOTHING if decision == "ignored" else WOULD_START
 
 
 def sender_headers(source: Source, body: bytes, now: float) -> dict[str, str]:
@@ -72,7 +93,7 @@ def simulate(
     except RelayError as exc:
         answer = answers.for_error(exc)
         message = f"the relay would answer {answer.status} {answer.body.decision}: {exc.message}"
-        raise CliError(message) from None
+        raise CliError(message, code_for(answer.status, answer.body.decision)) from None
     report["event"] = event.key
     relay = offline_relay(config)
     if source.name in relay.listeners:
@@ -84,11 +105,14 @@ def simulate(
         report["decision_on"] = "the payload alone: the relay decides on the enriched build"
     build = event.build
     report["build"] = build_fields(build)
-    plans = plan_event(config.routes, build, event.routes)
+    plans = plan_event(config.routes, build, event.routes, source.link_problem)
     answer = relay.trigger(source, event)  # in dry-run: ignored, or the plan, and no I/O
     report["routes"] = answer.body.plan or []
     if not event.routes:
         report["not_matched"] = not_matched(config.routes, build, plans)
+    warned = warnings(plans)
+    if warned:
+        report["warnings"] = warned
     if not plans:
         return {**report, **decision(answer)}
     with_token = decision(would_answer(event, build, plans), reason_for(plans))
@@ -147,6 +171,23 @@ def would_answer(event: Event, build: Build, plans: list[RoutePlan]) -> Answer:
                     )
                 )
     return answers.finished(event, build, executions)
+
+
+def warnings(plans: list[RoutePlan]) -> list[str]:
+    """What the relay would do, and Revyl likely fail: an iOS device build to ingest."""
+    return [
+        f"route {plan.route.name}: {ipa_warning(plan.artifact.name)}"
+        for plan in plans
+        if plan.problem is None and plan.artifact is not None and plan.artifact.kind == "ipa"
+    ]
+
+
+def ipa_warning(name: str) -> str:
+    return (
+        f"ingests {name!r}, an iOS device build (.ipa): Revyl runs iOS tests on simulators, "
+        "which cannot install one; give the route a simulator build (.app, .tar.gz or .zip, "
+        "e.g. `asset: '*.tar.gz'`)"
+    )
 
 
 def dry_run_cause(config: RelayConfig) -> str:
@@ -278,6 +319,7 @@ def render(report: dict[str, Any]) -> str:
         lines += _decision_lines("if token", report["with_token"], on)
     else:
         lines += _decision_lines("decision", report, on)
+    lines += _block("warning", report.get("warnings", []))
     for plan in report.get("routes") or []:
         lines += ["", *_plan_lines(plan)]
     if report.get("not_matched"):

@@ -201,6 +201,13 @@ class AppStoreConnectSource(HmacSignedSource):
     )
     Settings = AscSettings
     settings: AscSettings
+    fields = frozenset({"build_id", "run_id"})  # the payload holds only ids
+
+    def provides(self) -> dict[str, str | None]:
+        if self.settings.api is None:
+            return super().provides()
+        read = dict.fromkeys(("platform", "app", "version", "build_number"), None)
+        return {**super().provides(), **read}
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)

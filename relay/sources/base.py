@@ -63,6 +63,11 @@ class Source:
     wiring_hint: ClassVar[str] = "POST its webhooks to {url}"
     # the header naming one delivery (logged with the answer, to find it in the sender's UI)
     delivery_id_header: ClassVar[str | None] = None
+    # The Build fields its builds carry besides `source` and `system`: a route's `when:` (or a
+    # label's template) on any other field never matches them (`python -m relay check` warns).
+    fields: ClassVar[frozenset[str]] = frozenset()
+    # Fields some of its builds lack, each with when: a route on one may match none of them.
+    sometimes: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         self.name = name
@@ -92,6 +97,18 @@ class Source:
     def enrich(self, event: Event, secrets: SecretReader) -> Event:
         """Fill what the payload lacks from the build system's API. Default: nothing to add."""
         return event
+
+    def provides(self) -> dict[str, str | None]:
+        """Each Build field this source's builds may carry, with its settings (a source whose
+        `enrich` reads an `api:` fills more with one): None when every build carries it, else
+        when one may lack it."""
+        return {**dict.fromkeys(self.fields), **self.sometimes}
+
+    def link_problem(self, build: Build, artifact: Artifact) -> str | None:
+        """Why `artifact_link` would refuse this artifact, known without I/O (a credential the
+        settings lack), or None. Routing asks at planning time, so a dry run, `simulate` and
+        the live relay fail the route alike."""
+        return None
 
     def artifact_link(
         self, build: Build, artifact: Artifact, secrets: SecretReader

@@ -15,7 +15,8 @@ right before Revyl ingests it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from pydantic import Field, field_validator
@@ -152,6 +153,8 @@ def enriched_build(
 
 # --- the source ---------------------------------------------------------------------
 
+API_APP_INFO = "read from an installable's app_info, which Bitrise's public docs do not describe"
+
 
 class BitriseSource(HmacSignedSource):
     type = "bitrise"
@@ -161,6 +164,11 @@ class BitriseSource(HmacSignedSource):
     )
     Settings = BitriseSettings
     settings: BitriseSettings
+    fields = frozenset({"build_number", "branch", "workflow", "build_id", "run_id", "build_url"})
+    sometimes: ClassVar[Mapping[str, str]] = {
+        "platform": "read from the workflow's name (with `api:`, also the artifacts' types)",
+        "pr_number": "pull request builds only",
+    }
     signature_header = SIGNATURE_HEADER
     digest = "sha256"
     prefix = "sha256="
@@ -172,6 +180,17 @@ class BitriseSource(HmacSignedSource):
         super().__init__(name, settings)
         api = self.settings.api
         self.api = SourceApi("Bitrise", api.url, api.timeout) if api else None
+
+    def provides(self) -> dict[str, str | None]:
+        if self.settings.api is None:
+            return super().provides()
+        return {
+            **super().provides(),
+            "commit": None,
+            "artifacts": "when the build stored any",
+            "app": API_APP_INFO,
+            "version": API_APP_INFO,
+        }
 
     def verify(self, delivery: Delivery, secret: str) -> None:
         if self.settings.auth == "bearer":

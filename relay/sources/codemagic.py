@@ -13,7 +13,8 @@ before Revyl fetches it, so the Codemagic token never leaves the relay.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -84,6 +85,16 @@ class CodemagicSource(StandardWebhookSource):
     wiring_hint = "the publishing script of examples/codemagic.yaml posts to {url}"
     Settings = CodemagicSettings
     settings: CodemagicSettings
+    fields = frozenset({"build_number", "commit", "branch", "workflow", "build_id", "run_id"})
+    sometimes: ClassVar[Mapping[str, str]] = {
+        "platform": "the body's `platform`, or the one platform its artifacts are for",
+        "app": "the bundleId of an app artifact in CM_ARTIFACT_LINKS",
+        "version": "the versionName of an app artifact in CM_ARTIFACT_LINKS",
+        "artifacts": "when CM_ARTIFACT_LINKS lists any",
+        "pr_number": "pull request builds only",
+        "build_url": "when the script sends buildUrl",
+        "repository": "when the script sends git.repoSlug",
+    }
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)
@@ -148,17 +159,24 @@ class CodemagicSource(StandardWebhookSource):
             and not parts.path.startswith("/artifacts/.")
         )
 
+    def link_problem(self, build: Build, artifact: Artifact) -> str | None:
+        if artifact.url and self.needs_token(artifact.url) and self.settings.api.token is None:
+            return (
+                f"{artifact.name!r} is a Codemagic artifact, which needs x-auth-token: set "
+                f"sources.{self.name}.api.token to a Codemagic API token so the relay can "
+                "hand Revyl a short-lived public link"
+            )
+        return None
+
     def artifact_link(
         self, build: Build, artifact: Artifact, secrets: SecretReader
     ) -> ArtifactLink:
         if not artifact.url or not self.needs_token(artifact.url):
             return super().artifact_link(build, artifact, secrets)
-        if self.settings.api.token is None:
-            raise UnprocessableBuild(
-                f"{artifact.name!r} is a Codemagic artifact, which needs x-auth-token: set "
-                f"sources.{self.name}.api.token to a Codemagic API token so the relay can "
-                "hand Revyl a short-lived public link"
-            )
+        problem = self.link_problem(build, artifact)
+        if problem:
+            raise UnprocessableBuild(problem)
+        assert self.settings.api.token is not None
         token = secrets.read(self.settings.api.token)
         answer = self.api.request_json(
             "POST",

@@ -6,7 +6,8 @@ only terminal states and retries on any answer outside 200-399.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from relay.errors import BadRequest
 from relay.models import Build, Event
@@ -19,6 +20,14 @@ IGNORED_STATUSES = {"errored": "the build errored", "canceled": "the build was c
 class EasSource(HmacSignedSource):
     type = "eas"
     wiring_hint = "eas webhook:create --event BUILD --url {url} --secret <its secret>"
+    fields = frozenset(
+        {"platform", "app", "version", "build_number", "commit", "profile", "build_id"}
+        | {"build_url", "run_id", "artifact_url", "artifacts", "actor"}
+    )
+    sometimes: ClassVar[Mapping[str, str]] = {
+        "branch": "EAS documents no branch in its webhook: the relay reads a top-level "
+        "`gitRef` only when a delivery has one",
+    }
 
     signature_header = "expo-signature"
     digest = "sha1"

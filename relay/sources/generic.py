@@ -92,6 +92,10 @@ class GenericBuild(BaseModel):
     test_ids: Annotated[list[UUIDStr], BeforeValidator(_few_tests), AfterValidator(_each_once)] = []
 
 
+# What a generic body may name (every field is optional)
+GENERIC_FIELDS = frozenset(GenericBuild.model_fields) - {"status", "system"} | {"artifacts"}
+
+
 def read_build(data: dict[str, Any], *, source: str, system: str) -> Build | str:
     """A generic body as a Build, or the reason it is ignored. Raises BadRequest when malformed."""
     for field in ("version", "build_number", "build_id", "run_id"):
@@ -118,6 +122,7 @@ def read_build(data: dict[str, Any], *, source: str, system: str) -> Build | str
 class GenericSource(StandardWebhookSource):
     type = "generic"
     wiring_hint = "your CI posts Standard Webhooks-signed JSON to {url}"
+    sometimes = dict.fromkeys(GENERIC_FIELDS, "only when your CI's body names it")
 
     def parse(self, delivery: Delivery) -> Event:
         payload = json_object(delivery.body)

@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote
 
 from pydantic import ValidationInfo, field_validator
@@ -34,7 +35,7 @@ from relay.models import Artifact, Build, Event
 from relay.secrets import SecretReader
 from relay.sources._api import ApiSettings, SourceApi
 from relay.sources.base import ArtifactLink, Delivery, HmacSignedSource
-from relay.sources.generic import read_build
+from relay.sources.generic import GENERIC_FIELDS, read_build
 from relay.sources.payload import (
     artifact_kind,
     as_dict,
@@ -179,6 +180,22 @@ class GitHubSource(HmacSignedSource):
     Settings = GitHubSettings
     settings: GitHubSettings
     delivery_id_header = "X-GitHub-Delivery"
+    fields = frozenset({"repository"})
+    sometimes: ClassVar[Mapping[str, str]] = {
+        **dict.fromkeys(GENERIC_FIELDS - fields, "repository dispatches only"),
+        "build_id": "releases and workflow runs; dispatches whose client_payload names it",
+        "build_url": "releases and workflow runs; dispatches whose client_payload names it",
+        "platform": "read from the workflow's name or path, or the assets' file types",
+        "version": "releases (the tag) and dispatches only",
+        "build_number": "workflow runs (run_number) and dispatches only",
+        "commit": "workflow runs; a release whose target is a commit, or with api.token",
+        "branch": "workflow runs; a release that targets a branch",
+        "pr_number": "workflow runs of a pull request, not from a fork",
+        "workflow": "workflow runs and dispatches only",
+        "run_id": "workflow runs and dispatches only",
+        "artifacts": "releases with assets; workflow runs with `workflow_artifacts: true`",
+        "actor": "the event's sender",
+    }
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)
@@ -333,17 +350,24 @@ class GitHubSource(HmacSignedSource):
             return _with(event, build.model_copy(update=update))
         return event
 
+    def link_problem(self, build: Build, artifact: Artifact) -> str | None:
+        needs_token = (artifact.ref or "").startswith((RELEASE_ASSET, RUN_ARTIFACT))
+        if needs_token and not self.settings.api.token:
+            return (
+                f"{artifact.name!r} is in the private repository {build.repository}: set "
+                f"sources.{self.name}.api.token to a token that can read it"
+            )
+        return None
+
     def artifact_link(
         self, build: Build, artifact: Artifact, secrets: SecretReader
     ) -> ArtifactLink:
         ref = artifact.ref or ""
         if not ref.startswith((RELEASE_ASSET, RUN_ARTIFACT)):
             return super().artifact_link(build, artifact, secrets)
-        if not self.settings.api.token:
-            raise UnprocessableBuild(
-                f"{artifact.name!r} is in the private repository {build.repository}: set "
-                f"sources.{self.name}.api.token to a token that can read it"
-            )
+        problem = self.link_problem(build, artifact)
+        if problem:
+            raise UnprocessableBuild(problem)
         repo = quote(build.repository or "", safe="/")
         if ref.startswith(RELEASE_ASSET):
             return self._release_asset_link(repo, ref[len(RELEASE_ASSET) :], secrets)

@@ -19,6 +19,8 @@ This module is the source: the form, its signature and the event (pure). What a 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import ClassVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -100,6 +102,12 @@ class SlackSource(Source):
     wiring_hint = "your Slack app's Slash Commands: Request URL {url}"
     Settings = SlackSettings
     settings: SlackSettings
+    # `/revyl run <route>` runs a route by name: its `when:` is not consulted
+    fields = frozenset({"actor"})
+    sometimes: ClassVar[Mapping[str, str]] = {
+        "platform": "the route's own when.platform",
+        "build_version_id": "when the command names a Revyl build",
+    }
 
     # bytes in
 

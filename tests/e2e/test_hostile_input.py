@@ -587,7 +587,7 @@ def test_a_body_that_cannot_be_read_whole_is_a_400(relay, revyl, request_bytes, 
 def test_a_path_longer_than_any_source_name_is_cut_in_the_answer(relay, revyl):
     answer = requests.post(f"{relay.url}/{'a' * 50_000}", data=b"{}", timeout=30)
     assert answer.status_code == 404
-    assert len(answer.json()["reason"]) < 200
+    assert "a" * 101 not in answer.json()["reason"]  # the path is cut at 100 characters
 
 
 @pytest.mark.parametrize(

@@ -149,6 +149,27 @@ def test_a_route_whose_build_is_known_does_not_wait_for_another_routes_ingest(
 def test_dry_run_says_why(fake_revyl, fake_secret_manager):
     relay = relay_for(fake_revyl, fake_secret_manager, extra_revyl=", dry_run: true")
     relay.dry_run = True  # as wiring decides from revyl.dry_run
-    answer = deliver(relay)
-    assert answer["decision"] == "dry_run"
+    answer = deliver(relay, version="1.0", build_number="7", files=["app.apk"], platform="android")
+    assert (answer["status"], answer["decision"]) == (200, "dry_run")
     assert answer["reason"] == "revyl.dry_run is true: nothing was started"
+    assert outcomes(answer) == {"attached": "planned", "ingest": "planned"}
+
+
+def test_a_dry_run_fails_what_the_live_relay_would_fail(fake_revyl, fake_secret_manager):
+    """No false green: a route whose plan has a problem is answered as the relay with a
+    token answers it (here: 422 alone, 502 partial beside a route that would start)."""
+    relay = relay_for(fake_revyl, fake_secret_manager)
+    live = deliver(relay, version="1.0")  # the ingest route has no artifact
+    relay.dry_run = True
+    dry = deliver(relay, version="1.0")
+    assert (
+        (dry["status"], dry["decision"]) == (live["status"], live["decision"]) == (502, "partial")
+    )
+    assert outcomes(dry) == {"attached": "planned", "ingest": "failed"}
+    assert dry["errors"] == live["errors"]
+    relay.config.routes.pop(0)
+    dry = deliver(relay, version="1.0")
+    assert (dry["status"], dry["decision"]) == (422, "failed")
+    assert dry["reason"] == "the build has no artifact to ingest"
+    assert fake_revyl.calls_to(EXECUTE_TEST_PATH)[0].json["test_id"] == T1  # the live one only
+    assert len(fake_revyl.calls) == 1

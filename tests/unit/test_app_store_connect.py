@@ -103,7 +103,7 @@ def test_sign_is_the_inverse_of_verify():
         ("{secret: {env: S}, api: {key_id: b, private_key: {secret: p}}}", "api.issuer_id"),
         (
             "{secret: {env: S}, api: {issuer_id: a, key_id: b, private_key: p8}}",
-            "api.private_key: Input should be",
+            "api.private_key: a secret is never written in the config: write `{secret: NAME}`",
         ),
         (
             "{secret: {env: S}, api: {issuer_id: a, key_id: b, private_key: {secret: p},"

@@ -65,7 +65,8 @@ def test_the_issue_example_config_parses():
         (("{env: CI_SECRET}", "{env: A, secret: b}"), "give exactly one of"),
         (
             ("profile: preview,", "profil: preview,"),
-            "routes.0.when.profil: Extra inputs are not permitted",
+            "routes.0.when: unknown key `profil`: did you mean `profile`? (valid keys: source, "
+            "platform, app, profile, branch, workflow, repository, version)",
         ),
         (('"{version} ({build_number})"', '"{version}-{bogus}"'), "unknown fields ['bogus']"),
         (("source: eas, platform", "source: ea, platform"), "when.source 'ea' names no source"),
@@ -174,3 +175,39 @@ def test_a_test_named_twice_in_a_route_or_a_build_is_one_target():
     assert [t.workflow_id for t in plan.targets if t.workflow_id] == [W1]
     (plan,) = plan_event(parse_config(BASE).routes, build(test_ids=(T2, T1, T2)))
     assert [t.test_id for t in plan.targets] == [T2, T1]
+
+
+DEFAULT_LABEL = f"""
+sources: {{eas: {{secret: {{env: X}}}}}}
+routes:
+  - {{name: r, build: {{ingest: {{app_id: {APP}}}}}, tests: [{T1}]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "label"),
+    [
+        ({}, "2.4.0 (187)"),
+        ({"build_number": None}, "2.4.0"),  # a GitHub release: a tag, no build number
+        ({"version": None}, "187"),  # a Bitrise build read without its API
+    ],
+)
+def test_the_default_label_is_built_from_what_the_build_carries(fields, label):
+    (plan,) = plan_event(parse_config(DEFAULT_LABEL).routes, build(**fields))
+    assert (plan.problem, plan.version_label) == (None, label)
+
+
+def test_the_default_label_of_a_build_with_neither_field_is_a_problem_that_says_what_to_set():
+    (plan,) = plan_event(parse_config(DEFAULT_LABEL).routes, build(version=None, build_number=None))
+    assert plan.problem == (
+        "the build has no version and no build_number, so it has no default label: "
+        "set the route's build.version_label to a template of fields it has"
+    )
+
+
+def test_a_link_problem_the_source_knows_fails_the_plan_before_any_io():
+    def link_problem(build: Build, artifact: Artifact) -> str | None:
+        return f"{artifact.name} needs a token"
+
+    (plan,) = plan_event(parse_config(DEFAULT_LABEL).routes, build(), (), link_problem)
+    assert plan.problem == "app.tar.gz needs a token"

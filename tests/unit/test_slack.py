@@ -229,7 +229,7 @@ def test_command_words(text, expected):
         ("{secret: {env: S}}", "team_id: Field required"),
         ("{secret: {env: S}, team_id: T1, allow: {}}", "give `users`, `channels` or both"),
         ("{secret: {env: S}, team_id: T1, allow: {users: []}}", "allow.users"),
-        ("{secret: {env: S}, team_id: T1, allow: {groups: [G1]}}", "allow.groups"),
+        ("{secret: {env: S}, team_id: T1, allow: {groups: [G1]}}", "allow: unknown key `groups`"),
         ("{secret: {env: S}, team_id: T1, reply_within: 0}", "reply_within"),
         ("{secret: {env: S}, team_id: T1, response_url_prefix: hooks}", "not a URL prefix"),
     ],
