@@ -115,6 +115,7 @@ SOURCE_MODULES = [m for m in MODULES if m.startswith("relay.sources.")]
 # the secrets it reads for its API, and its fellow source modules.
 SOURCE_MAY_IMPORT = {"relay.config", "relay.errors", "relay.models", "relay.signatures"}
 SOURCE_MAY_IMPORT |= {"relay.logs", "relay.secrets", "relay.sources", *SOURCE_MODULES}
+SOURCE_MAY_IMPORT |= {"relay.http_deadline"}  # their API calls' wall-clock bound
 
 
 @pytest.mark.parametrize("module", SOURCE_MODULES)

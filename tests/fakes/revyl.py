@@ -58,6 +58,7 @@ __all__ = [
     "RecordedCall",
     "Reset",
     "Status",
+    "Trickle",
     "closed_port_url",
 ]
 
@@ -110,13 +111,21 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Trickle:
+    """Process the request (the run IS created), then send the answer one byte every `pause`
+    seconds: each read is quick, the whole answer slow (a Revyl or proxy that dribbles)."""
+
+    pause: float = 0.1
+
+
+@dataclass(frozen=True)
 class Delay:
     """Wait `seconds`, then answer normally (a slow but successful Revyl)."""
 
     seconds: float
 
 
-Behaviour = Status | Reset | Hang | Delay
+Behaviour = Status | Reset | Hang | Delay | Trickle
 
 
 # --- helpers ------------------------------------------------------------------
@@ -328,6 +337,8 @@ class FakeRevyl(FakeHTTPServer):
         reply = self._process(call)
         if isinstance(fault, Hang | Delay):
             reply = replace(reply, delay=fault.seconds)
+        if isinstance(fault, Trickle):
+            reply = replace(reply, trickle=fault.pause)
         return reply
 
     def _next_fault(self, path: str) -> Behaviour | None:
