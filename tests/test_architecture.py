@@ -142,6 +142,7 @@ PURE = [
     "relay.signatures",
     "relay.revyl.sansio",
     "relay.sources.payload",
+    "relay.text",
 ]
 IO_LIBRARIES = ("requests", "urllib3", "google", "flask", "socket", "http", "functions_framework")
 
