@@ -395,11 +395,12 @@ def load_config(path: Path | None, *, models: PluginModels) -> RelayConfig:
 
 
 def missing_environment(config: RelayConfig, environ: Mapping[str, str]) -> list[str]:
-    """Secrets given as `{env: NAME}` whose variable is unset: the relay refuses to start."""
+    """Secrets given as `{env: NAME}` whose variable is unset, empty or only whitespace (an
+    empty signing secret would let anyone sign): the relay refuses to start."""
     missing = []
     for name, source in config.sources.items():
         for key, ref in source_secret_refs(source):
-            if ref.env and not environ.get(ref.env):
+            if ref.env and not environ.get(ref.env, "").strip():
                 missing.append(f"sources.{name}.{key}: set the environment variable {ref.env}")
     return missing
 
