@@ -69,12 +69,19 @@ def handle_request(relay: Relay, request: flask.Request) -> flask.Response:
         log.exception("unexpected error")
         answer = answers.internal_error()
     log_answer(request, answer, started)
-    if answer.reply is not None:
-        payload = json.dumps(answer.reply)
-    else:
-        payload = answer.body.model_dump_json(exclude_none=True)
-    payload = scrub(payload)
+    payload = scrub(serialized(answer))
     return flask.Response(payload, answer.status, answer.headers, mimetype="application/json")
+
+
+def serialized(answer: Answer) -> str:
+    """The answer as JSON. A lone surrogate from a payload (`"x\\ud800"`: valid as a JSON
+    escape, with no UTF-8) goes back as that escape, where pydantic's encoder would raise."""
+    if answer.reply is not None:
+        return json.dumps(answer.reply)
+    try:
+        return answer.body.model_dump_json(exclude_none=True)
+    except ValueError:
+        return json.dumps(answer.body.model_dump(mode="json", exclude_none=True))
 
 
 def log_answer(request: flask.Request, answer: Answer, started: float) -> None:
