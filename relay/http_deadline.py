@@ -28,7 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool
 
-RECUT_SECONDS = 0.05  # after the deadline, how often a connection still opening is cut
+RECUT_SECONDS = 0.05  # the watchdog's resolution: how late a cut may come, how often it repeats
 
 
 class DeadlineExceeded(requests.Timeout):
@@ -143,7 +143,8 @@ class _Watchdog:
                     if call.watched:
                         _cut(call)
                         heapq.heappush(self._queue, (now + RECUT_SECONDS, next(self._order), call))
-                wait = self._queue[0][0] - now if self._queue else None
+                # at most one wake-up per RECUT_SECONDS, however many calls end meanwhile
+                wait = max(self._queue[0][0] - now, RECUT_SECONDS) if self._queue else None
                 self._wake.wait(wait)
 
 

@@ -44,12 +44,13 @@ def scrub(text: str) -> str:
 
 
 def bounded(value: Any) -> Any:
-    """A log field's value, made small: strings masked then cut, containers item by item,
-    anything else as its text (what `json.dumps(default=str)` would have written)."""
+    """A log field's value, made small: long strings masked then cut (a short one is masked
+    with the whole line), containers item by item, anything else as its text (what
+    `json.dumps(default=str)` would have written)."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return cut(scrub(value), FIELD_CAP)
+        return value if len(value) <= FIELD_CAP else cut(scrub(value), FIELD_CAP)
     if isinstance(value, Mapping):
         items = list(value.items())
         shown = {bounded(str(k)): bounded(v) for k, v in items[:ITEMS_CAP]}
