@@ -114,6 +114,7 @@ def test_what_firestore_refuses_for_good_is_told_from_what_may_pass():
     assert [refused_for_good(e) for e in transient] == [False] * len(transient)
 
 
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")  # the odd value is the point
 def test_a_refusal_for_good_is_raised_as_unstorable_naming_the_event(new_store):
     from relay.stores import Unstorable
 
