@@ -25,8 +25,9 @@ from relay.logs import scrub, setup_logging, trace_context, trace_from_header
 from relay.pipeline import Relay
 from relay.plugins import load_config
 from relay.sources import Delivery
+from relay.startup import project_id
 from relay.tasks.cloud import TASK_PATH, CloudTasksQueue
-from relay.wiring import Service, build_service, project_id
+from relay.wiring import Service, build_service
 
 MAX_BODY_BYTES = 1 << 20
 MAX_DELIVERY_ID = 200  # characters of a sender's delivery id that are logged

@@ -127,6 +127,12 @@ class RevylSettings(Strict):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @property
+    def call_seconds(self) -> float:
+        """The most one Revyl call (other than an ingest) lasts on the wall clock: connect,
+        send and the whole answer (relay.revyl.client bounds each call so)."""
+        return self.connect_timeout + self.request_timeout
+
 
 AUTHENTICATION_HINT = (
     "Field required: every source is authenticated, so set it to the webhook's "
@@ -251,6 +257,11 @@ class DedupSettings(Strict):
     lease_seconds: int = Field(540, ge=1)  # keep equal to the function timeout (deploy.sh)
 
 
+RECORD_SECONDS = 5.0
+"""Time kept at the end of a lease to record a start: the Firestore store bounds each write
+to its 4 s retry budget (relay.stores.firestore.RETRY_BUDGET)."""
+
+
 class SecretsSettings(Strict):
     ttl_seconds: float = Field(600, ge=0)
     project: str | None = None  # default: GOOGLE_CLOUD_PROJECT
@@ -347,6 +358,13 @@ class RelayConfig(Strict):
                 raise ValueError(f"route {route.name!r}: when.source {wanted!r} names no source")
         return self
 
+    @property
+    def lease_margin(self) -> float:
+        """How long before a claim's lease ends a delivery stops starting targets: a start
+        begun before then has its answer (`revyl.call_seconds`) and is recorded in the store
+        (RECORD_SECONDS) before the lease ends and another delivery may take the event over."""
+        return self.revyl.call_seconds + RECORD_SECONDS
+
     @model_validator(mode="after")
     def _reports_known(self) -> RelayConfig:
         for route in self.routes:
@@ -377,12 +395,11 @@ class RelayConfig(Strict):
 
     @model_validator(mode="after")
     def _lease_outlasts_a_call(self) -> RelayConfig:
-        # Starts stop this long before the claim's lease ends, so a call in flight ends in time.
-        margin = self.revyl.connect_timeout + self.revyl.request_timeout
-        if self.dedup.lease_seconds <= margin:
+        if self.dedup.lease_seconds <= self.lease_margin:
             raise ValueError(
                 f"dedup.lease_seconds ({self.dedup.lease_seconds}) must exceed "
-                f"revyl.connect_timeout + revyl.request_timeout ({margin:g})"
+                f"revyl.connect_timeout + revyl.request_timeout + {RECORD_SECONDS:g} s to "
+                f"record a start ({self.lease_margin:g})"
             )
         return self
 
@@ -502,12 +519,13 @@ def load_config(
 
 
 def missing_environment(config: RelayConfig, environ: Mapping[str, str]) -> list[str]:
-    """Secrets given as `{env: NAME}` whose variable is unset: the relay refuses to start.
-    (An unset Revyl token is not among them: that is dry-run.)"""
+    """Secrets given as `{env: NAME}` whose variable is unset, empty or only whitespace (an
+    empty signing secret would let anyone sign): the relay refuses to start. (An unset Revyl
+    token is not among them: that is dry-run.)"""
     return [
         f"{key}: set the environment variable {ref.env}"
         for key, ref in secret_refs(config)
-        if ref.env and not environ.get(ref.env) and key != "revyl.token"
+        if ref.env and not environ.get(ref.env, "").strip() and key != "revyl.token"
     ]
 
 

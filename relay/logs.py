@@ -1,4 +1,10 @@
-"""Structured logs: one JSON object per line on stdout, as Cloud Logging reads them."""
+"""Structured logs: one JSON object per line on stdout, as Cloud Logging reads them.
+
+Every field is bounded, whatever a payload or an answer put in it: a string at FIELD_CAP
+characters, a list or mapping at ITEMS_CAP items (each bounded the same way), the stack trace
+at TRACE_CAP characters (its end kept), each cut marked with how much was left out. Secrets
+are masked before anything is cut, so no cut leaves part of one to be seen.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,17 @@ import json
 import logging
 import sys
 import time
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from relay.text import cut, cut_start
 
 trace_context: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace", default=None)
 
 MIN_SECRET_LENGTH = 8  # shorter values would mask ordinary words
+FIELD_CAP = 2000  # characters of any one string in a log line
+ITEMS_CAP = 100  # items of any one list or mapping (a fan-out's targets fit)
+TRACE_CAP = 8000  # characters of a stack trace, its end kept
 _secret_values: set[str] = set()
 
 
@@ -31,6 +43,27 @@ def scrub(text: str) -> str:
     return text
 
 
+def bounded(value: Any) -> Any:
+    """A log field's value, made small: long strings masked then cut (a short one is masked
+    with the whole line), containers item by item, anything else as its text (what
+    `json.dumps(default=str)` would have written)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= FIELD_CAP else cut(scrub(value), FIELD_CAP)
+    if isinstance(value, Mapping):
+        items = list(value.items())
+        shown = {bounded(str(k)): bounded(v) for k, v in items[:ITEMS_CAP]}
+        if len(items) > ITEMS_CAP:
+            shown["…"] = f"{len(items) - ITEMS_CAP} more items"
+        return shown
+    if isinstance(value, list | tuple | set | frozenset):
+        values = list(value)
+        more = [f"… [{len(values) - ITEMS_CAP} more items]"] if len(values) > ITEMS_CAP else []
+        return [bounded(v) for v in values[:ITEMS_CAP]] + more
+    return bounded(str(value))
+
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
@@ -47,9 +80,12 @@ class JsonFormatter(logging.Formatter):
         trace = trace_context.get()
         if trace:
             entry["logging.googleapis.com/trace"] = trace
+        entry = {key: bounded(value) for key, value in entry.items()}
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
-            entry["stack_trace"] = self.formatException(record.exc_info)
+            entry["stack_trace"] = cut_start(
+                scrub(self.formatException(record.exc_info)), TRACE_CAP
+            )
         return scrub(json.dumps(entry, default=str))
 
 

@@ -163,6 +163,7 @@ class Relay:
         assert self.config.revyl.token is not None
         token = self.secrets.read(self.config.revyl.token)
         claim_id = uuid.uuid4().hex
+        claimed = time.monotonic()  # the lease runs from the claim's request, not its answer
         claim = self._claim(event.key, claim_id)
         if claim.kind == "done":
             recorded_before = in_plan_order(plans, claim.executions)
@@ -173,7 +174,7 @@ class Relay:
                 f"event {event.key} is being handled by another delivery", event=event.key
             )
         # Past this moment another delivery may take the claim over, so nothing more is started.
-        stop_at = time.monotonic() + self.config.dedup.lease_seconds - self.lease_margin
+        stop_at = claimed + self.config.dedup.lease_seconds - self.lease_margin
         attempt = Attempt(source, event, build, token, stop_at, claim.executions)
         executions: list[Execution] = []
         recorded = False
@@ -201,8 +202,8 @@ class Relay:
     @property
     def lease_margin(self) -> float:
         """Time kept in hand at the end of a claim's lease: an execute call started before it
-        ends before the lease does."""
-        return self.config.revyl.connect_timeout + self.config.revyl.request_timeout
+        ends (a whole-call bound, relay.revyl.client) and is recorded before the lease does."""
+        return self.config.lease_margin
 
     def settled(self, execution: Execution) -> bool:
         """Never to be started again: started, or (with `retry_unknown: false`) maybe started."""

@@ -121,6 +121,7 @@ SOURCE_MAY_IMPORT = {
     "relay.jsontext",
 }
 SOURCE_MAY_IMPORT |= {"relay.logs", "relay.secrets", "relay.sources", *SOURCE_MODULES}
+SOURCE_MAY_IMPORT |= {"relay.http_deadline"}  # their API calls' wall-clock bound
 
 
 @pytest.mark.parametrize("module", SOURCE_MODULES)
@@ -149,6 +150,7 @@ PURE = [
     "relay.signatures",
     "relay.revyl.sansio",
     "relay.sources.payload",
+    "relay.text",
 ]
 IO_LIBRARIES = ("requests", "urllib3", "google", "flask", "socket", "http", "functions_framework")
 

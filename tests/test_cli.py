@@ -286,6 +286,27 @@ def test_check_warns_of_an_ios_device_build_to_ingest(capsys, tmp_path, monkeypa
     ]
 
 
+def test_check_secrets_says_an_empty_secret_is_empty(
+    capsys, tmp_path, monkeypatch, fake_secret_manager
+):
+    """An empty signing secret would let anyone sign: the check fails and says so."""
+    monkeypatch.setenv("RELAY_SECRET_MANAGER_ENDPOINT", fake_secret_manager.url)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
+    monkeypatch.setenv("EAS_WEBHOOK_SECRET", "   ")
+    fake_secret_manager.set("ci-webhook-secret", "\n", project=PROJECT)
+    config = write(
+        tmp_path,
+        "sources:\n"
+        "  eas: {secret: {env: EAS_WEBHOOK_SECRET}}\n"
+        "  ci: {type: generic, secret: {secret: ci-webhook-secret}}\n"
+        f"routes: [{{name: r, tests: [{TEST}]}}]\n",
+    )
+    code, out, _ = run(capsys, "check", "--secrets", "--config", config)
+    assert code == 1
+    assert "environment variable EAS_WEBHOOK_SECRET is empty" in out
+    assert "secret 'ci-webhook-secret' is empty" in out
+
+
 # --- simulate --------------------------------------------------------------------------------
 
 

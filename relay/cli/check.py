@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def startup_problems(config: RelayConfig, environ: Mapping[str, str]) -> list[str]:
-    from relay.wiring import startup_problems
+    from relay.startup import startup_problems
 
     return startup_problems(config, environ)
 

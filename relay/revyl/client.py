@@ -7,6 +7,11 @@ reached Revyl starts a second run):
 - an ambiguous failure (timeout after sending, reset, 500/502/504) is retried only for
   idempotent calls (from-url ingest, reads), never for execute calls;
 - any other 4xx is final.
+
+Each attempt is bounded as a whole (connect, send and reading the whole answer) by
+`connect_timeout + request_timeout` (`ingest_timeout` for a from-url ingest), on the wall
+clock: the read timeout alone bounds each socket read, which an answer trickled byte by byte
+never trips. The relay's lease margin counts on that bound (`RevylSettings.call_seconds`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from relay.config import RevylSettings
+from relay.http_deadline import DeadlineExceeded, deadline, mount_deadlines
 from relay.models import Build
 from relay.revyl import sansio
 from relay.revyl.sansio import ApiRequest, MaybeStarted, NotStarted, RevylError, Started
@@ -48,7 +54,8 @@ class RevylClient(ABC):
     def send(
         self, request: ApiRequest, token: str, timeout: tuple[float, float]
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send once: `NotStarted` if the connection never opened, else `MaybeStarted`."""
+        """Send once, within `connect + read` seconds in all (`timeout` is the pair): on a
+        failure `NotStarted` if the connection never opened, else `MaybeStarted`."""
 
     def call(self, request: ApiRequest, token: str, deadline: float) -> Any:
         """Send with the retry rules above; return the decoded answer or raise a RevylError."""
@@ -135,13 +142,11 @@ class RequestsRevylClient(RevylClient):
     def __init__(self, settings: RevylSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         import requests
-        from requests.adapters import HTTPAdapter
 
         self._requests = requests
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.concurrency * 2))
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = mount_deadlines(
+            requests.Session(), pool_connections=4, pool_maxsize=max(10, settings.concurrency * 2)
+        )
         # Proxy and CA settings are read from the environment once, here: with `trust_env` on,
         # requests re-reads all of os.environ on every call (~0.2 ms a call, measured).
         self.session.proxies.update(requests.utils.get_environ_proxies(settings.api_url))
@@ -157,15 +162,19 @@ class RequestsRevylClient(RevylClient):
             "User-Agent": "revyl-relay",
             **{name: value.encode() for name, value in request.headers.items()},  # UTF-8
         }
+        whole_call = timeout[0] + timeout[1]
         try:
-            answer = self.session.request(
-                request.method,
-                self.settings.api_url + request.path,
-                params=request.params,
-                json=request.json,
-                headers=headers,
-                timeout=timeout,
-            )
+            with deadline(whole_call):
+                answer = self.session.request(
+                    request.method,
+                    self.settings.api_url + request.path,
+                    params=request.params,
+                    json=request.json,
+                    headers=headers,
+                    timeout=timeout,
+                )
+        except DeadlineExceeded:
+            raise MaybeStarted(f"Revyl did not answer in full within {whole_call:g}s") from None
         except requests.ConnectTimeout:
             raise NotStarted("could not connect to Revyl (connect timeout)") from None
         except requests.ConnectionError as exc:

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from relay.config import SecretRef, Strict
 from relay.errors import Unavailable, UpstreamError
+from relay.http_deadline import deadline, mount_deadlines
 from relay.jsontext import read_json
 
 
@@ -51,7 +52,7 @@ class SourceApi:
         self.system = system
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.session = session_without_redirects()
+        self.session = mount_deadlines(session_without_redirects())
 
     def url(self, path: str) -> str:
         """The base URL joined with an absolute path. Never a whole URL: the API token is sent
@@ -92,7 +93,8 @@ class SourceApi:
         requests = self._requests
         kwargs["headers"] = dict(kwargs.get("headers") or {})
         try:
-            return self.session.request(method, self.url(path), timeout=self.timeout, **kwargs)
+            with deadline(self.timeout):  # the whole call, not each read
+                return self.session.request(method, self.url(path), timeout=self.timeout, **kwargs)
         except requests.Timeout:
             raise Unavailable(
                 f"the {self.system} API did not answer in {self.timeout:g}s"

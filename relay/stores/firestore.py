@@ -1,8 +1,10 @@
 """The Firestore event store: one document per event, shared by every instance of the relay.
 
-Document `<collection>/<sha256 of the event key>`:
+Document `<collection>/<sha256 of the event key>` (the key encoded so that any key has one,
+and distinct keys distinct ones: UTF-8 with lone surrogates passed through):
 
-    key          the event key, as the logs show it (eas:<build id>:finished, ...)
+    key          the event key, as the logs show it (eas:<build id>:finished, ...), made
+                 storable: lone surrogates spelled out, at most TEXT_CAP characters
     state        claimed | partial | done
     claim_id     the delivery holding or last holding the event
     claimed_at   when it was claimed (Unix seconds): a claim older than the lease is taken over
@@ -24,20 +26,27 @@ is a prompt 503 rather than a hung webhook. (The emulator the tests use honours 
 neither transactions' isolation nor update-time preconditions, which is one more reason the
 claim relies on `create()` alone.)
 
+Errors Firestore will repeat however often it is asked (an invalid argument, a document over
+1 MiB, a value with no UTF-8 encoding) are raised as `Unstorable`, so the journal parks that
+event instead of retrying it; anything else (unavailable, deadline exceeded, aborted,
+permission denied...) may pass and is raised as it is.
+
 `google-cloud-firestore` is imported on first use: a relay with `dedup: {store: memory}` never
 loads it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from relay.config import DedupSettings
 from relay.models import Execution
-from relay.stores import Claim, EventStore, merge
+from relay.stores import Claim, EventStore, Unstorable, merge, storable, storable_text
 
 CALL_TIMEOUT = 3.0  # seconds, per attempt
 RETRY_BUDGET = 4.0  # seconds of retries per call
@@ -60,11 +69,25 @@ class FirestoreEventStore(EventStore):
     # the three operations
 
     def claim(self, key: str, claim_id: str, now: float) -> Claim:
+        with refused_for_good_as_unstorable(key):
+            return self._claim(key, claim_id, now)
+
+    def record(self, key: str, execution: Execution) -> None:
+        with refused_for_good_as_unstorable(key):
+            self._record(key, execution)
+
+    def release(
+        self, key: str, claim_id: str, executions: list[Execution], done: bool, now: float
+    ) -> None:
+        with refused_for_good_as_unstorable(key):
+            self._release(key, claim_id, executions, done, now)
+
+    def _claim(self, key: str, claim_id: str, now: float) -> Claim:
         from google.api_core import exceptions
 
         ref = self._ref(key)
         fields = {
-            "key": key,
+            "key": storable_text(key),
             "state": "claimed",
             "claim_id": claim_id,
             "claimed_at": now,
@@ -104,7 +127,7 @@ class FirestoreEventStore(EventStore):
             try:
                 lock.create(
                     {
-                        "key": key,
+                        "key": storable_text(key),
                         "claim_id": claim_id,
                         "claimed_at": now,
                         TTL_FIELD: self._expiry(now),
@@ -130,7 +153,7 @@ class FirestoreEventStore(EventStore):
             return Claim("resume", executions)
         raise RuntimeError(f"event {key}: {CAS_ATTEMPTS} stale locks in a row")
 
-    def record(self, key: str, execution: Execution) -> None:
+    def _record(self, key: str, execution: Execution) -> None:
         """Only started targets are written here (one blind field write each); failures are
         written by `release`, which merges, so a failure never overwrites a start."""
         if execution.outcome != "started":
@@ -140,7 +163,7 @@ class FirestoreEventStore(EventStore):
         path = FieldPath("executions", execution.target).to_api_repr()
         self._ref(key).update({path: _stored(execution)}, **self._call())
 
-    def release(
+    def _release(
         self, key: str, claim_id: str, executions: list[Execution], done: bool, now: float
     ) -> None:
         from google.api_core import exceptions
@@ -162,7 +185,7 @@ class FirestoreEventStore(EventStore):
                 if snapshot.exists:
                     ref.update(fields, option=self._since(snapshot), **self._call())
                 else:  # lost (a store restored empty): write the outcome as it stands
-                    lost = {"key": key, "claim_id": claim_id, "claimed_at": now}
+                    lost = {"key": storable_text(key), "claim_id": claim_id, "claimed_at": now}
                     ref.create({**lost, **fields}, **self._call())
                 return
             except (exceptions.FailedPrecondition, exceptions.AlreadyExists):
@@ -220,12 +243,39 @@ class FirestoreEventStore(EventStore):
 
 
 def document_id(key: str) -> str:
-    """Event keys may hold `/` (not allowed in a document id): the id is the key's SHA-256."""
-    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+    """Event keys may hold `/` (not allowed in a document id): the id is the key's SHA-256.
+    `surrogatepass` encodes every string, a lone surrogate too, and distinct strings to
+    distinct bytes (`surrogateescape` failed on `\ud800` and gave `\udcc3\udca9` the
+    bytes of `é`)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@contextlib.contextmanager
+def refused_for_good_as_unstorable(key: str) -> Iterator[None]:
+    """Raise what Firestore will refuse again however often it is asked as `Unstorable`."""
+    try:
+        yield
+    except Exception as exc:
+        if refused_for_good(exc):
+            raise Unstorable(key, f"{type(exc).__name__}: {exc}") from exc
+        raise
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """Permanent, for this event: Firestore refused the value itself (invalid argument, out of
+    range: a document over 1 MiB, a value it cannot index), or the client could not encode it
+    (a string with no UTF-8, a value of a type Firestore has none for). Everything else may
+    pass: unavailable, deadline exceeded, aborted, resource exhausted, and also permission
+    denied or not found, which concern every event alike."""
+    from google.api_core import exceptions
+
+    if isinstance(exc, exceptions.InvalidArgument | exceptions.OutOfRange):
+        return True
+    return isinstance(exc, UnicodeError | ValueError | TypeError)
 
 
 def _stored(execution: Execution) -> dict[str, Any]:
-    return execution.model_dump(exclude_none=True)
+    return storable(execution).model_dump(exclude_none=True)
 
 
 def _executions(data: dict[str, Any]) -> dict[str, Execution]:

@@ -182,3 +182,47 @@ def test_twenty_deliveries_resuming_at_once_give_exactly_one_resume(new_instance
     kinds = at_once(20, lambda n: stores[n].claim("e", f"c{n}", 1010).kind)
     assert sorted(kinds) == ["busy"] * 19 + ["resume"]
     assert new_instance().claim("e", "late", 1020).kind == "busy"
+
+
+# Hostile keys and outcomes: whatever a delivery or Revyl's answer holds, the store takes it,
+# and one event it cannot take never holds up another.
+
+ODD_KEYS = {
+    "lone-surrogate": "eas:x\ud800:finished",  # EAS `"id": "x\ud800"`, a JSON escape
+    "low-surrogates": "eas:\udcff\udc80:finished",
+    "very-long": "gh:" + "k" * 5000,
+}
+
+
+@pytest.mark.parametrize("key", list(ODD_KEYS.values()), ids=list(ODD_KEYS))
+def test_any_event_key_is_claimed_recorded_and_done(new_instance, key):
+    store = new_instance()
+    assert store.claim(key, "a", 1000).kind == "new"
+    store.record(key, started("t1", "x1"))
+    store.release(key, "a", [started("t1", "x1")], True, 1001)
+    claim = new_instance().claim(key, "b", 1002)
+    assert claim.kind == "done"
+    assert claim.executions["smoke/test/t1"].execution_id == "x1"
+    assert new_instance().claim("eas:plain:finished", "c", 1003).kind == "new"
+
+
+def test_keys_that_differ_only_by_surrogates_are_different_events(new_instance):
+    """`\\udcc3\\udca9` would encode (surrogateescape) to the bytes of `é`: one document."""
+    assert new_instance().claim("eas:\udcc3\udca9:finished", "a", 1000).kind == "new"
+    assert new_instance().claim("eas:é:finished", "b", 1000).kind == "new"
+
+
+def test_an_outcome_too_large_or_unencodable_is_kept_capped_and_spelled_out(new_instance):
+    store = new_instance()
+    huge = "Revyl answered 400: " + "z" * 2_000_000 + "\ud800"
+    odd = Execution(route="smoke", test_id="t1", execution_id="x1", status="queued\ud800")
+    failed = Execution(route="smoke", test_id="t2", outcome="failed", error=huge)
+    store.claim("e", "a", 1000)
+    store.record("e", odd)
+    store.release("e", "a", [odd, failed], False, 1001)
+    claim = new_instance().claim("e", "b", 1002)
+    assert claim.executions["smoke/test/t1"].status == "queued\\ud800"
+    kept = claim.executions["smoke/test/t2"].error or ""
+    assert kept.startswith("Revyl answered 400: zzz")
+    assert len(kept) < 1100
+    assert new_instance().claim("other", "c", 1003).kind == "new"

@@ -248,7 +248,7 @@ def test_a_claim_left_by_an_instance_that_died_is_taken_over_after_the_lease(
     start_relay, revyl_yaml, fake_revyl, emulator
 ):
     quick = revyl_yaml.replace("request_timeout: 2", "connect_timeout: 0.5, request_timeout: 1")
-    config = quick + ROUTES + firestore_yaml(lease_seconds=2)
+    config = quick + ROUTES + firestore_yaml(lease_seconds=7)  # > 0.5 + 1 + 5 to record
     doomed = start_relay(config, env=emulator.env())
     fake_revyl.fail("/builds/from-url", Delay(30))  # it dies while Revyl fetches the build
     threading.Thread(target=lambda: _ignore_errors(post, doomed), daemon=True).start()
@@ -259,7 +259,7 @@ def test_a_claim_left_by_an_instance_that_died_is_taken_over_after_the_lease(
 
     survivor = start_relay(config, env=emulator.env())
     assert post(survivor).status_code == 409  # the claim is younger than the lease
-    time.sleep(2.1)
+    time.sleep(7.1)
     answer = post(survivor)
     assert answer.status_code == 200, answer.text
     assert answer.json()["decision"] == "triggered"

@@ -156,6 +156,24 @@ def test_secret_manager_down_leaks_nothing_either(relay, fake_secret_manager):
         assert secret not in text
 
 
+def test_an_empty_signing_secret_signs_nothing(relay, fake_revyl, fake_secret_manager):
+    """A new version of the signing secret that is empty (or whitespace) is refused like an
+    unreadable one: a body signed with the empty key starts nothing, and the log says why."""
+    fake_secret_manager.set("eas-webhook-secret", " \n", project="demo")
+    body = eas_body("empty-secret-build")
+    for key in ("", " "):
+        signature = "sha1=" + hmac_hex(key, body, hashlib.sha1)
+        answer = requests.post(
+            relay.url + "/eas", data=body, headers={"expo-signature": signature}, timeout=30
+        )
+        assert answer.status_code == 503
+        assert answer.json()["reason"] == "secret 'eas-webhook-secret' is empty"
+    assert fake_revyl.calls == []
+    refused = [e for e in log_entries(relay) if e.get("secret") == "eas-webhook-secret"]
+    assert refused
+    assert {e["severity"] for e in refused} == {"ERROR"}
+
+
 def test_each_request_is_one_json_line_with_what_an_operator_needs(relay, fake_revyl):
     ex = Exchanges(relay)
     first = ex.post("/eas", IOS, {"expo-signature": EAS_IOS_SIGNATURE})

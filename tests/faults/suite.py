@@ -5,9 +5,10 @@
 
 It starts, on loopback: the fake Revyl, the fake Secret Manager, the Firestore emulator, and two
 instances of the function (functions-framework processes) sharing Firestore as a deployment's
-instances do (plus a fresh third one where a scenario needs an instance with nothing cached).
-Each scenario sends one EAS build webhook (a build id of its own), one or more times, injects
-its fault, and counts what the fake Revyl really started for each of the route's three targets.
+instances do (plus a fresh third one where a scenario needs an instance with nothing cached,
+and a pair with a short lease for the lease's edge). Each scenario sends one EAS build webhook
+(a build id of its own), one or more times, injects its fault, and counts what the fake Revyl
+really started for each of the route's three targets.
 
 The exit status is 1 if any scenario's runs or answers differ from what it expects: exactly one
 run per target once the event is complete, none where nothing could start.
@@ -28,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -39,12 +41,13 @@ from relay.sandbox.fakes.revyl import (
     Hang,
     Reset,
     Status,
+    Trickle,
 )
 from relay.sandbox.fakes.secret_manager import FakeSecretManager
-from relay.signatures import hmac_hex
+from relay.signatures import hmac_hex, standard_webhook_signature
 from relay.stores.firestore import document_id
 from tests.fakes.firestore_emulator import FirestoreEmulator
-from tests.payloads import EAS_SECRET, payload
+from tests.payloads import EAS_SECRET, GENERIC_SECRET, payload
 from tests.support.function_process import FunctionProcess
 
 TOKEN = "rev_fault_suite_token_5c1d"
@@ -56,11 +59,18 @@ TARGETS = {
 }
 TESTS = [t for t, name in TARGETS.items() if name.startswith("test")]
 WORKFLOW = next(t for t, name in TARGETS.items() if name == "workflow")
+CI_TEST = "3e2d1c0b-4a59-4867-8f7e-6d5c4b3a2f10"  # the route of the `ci` source (generic)
 ONCE = {"test-1": 1, "test-2": 1, "workflow": 1}
 NONE = {"test-1": 0, "test-2": 0, "workflow": 0}
+SHORT_LEASE = (
+    9  # seconds: > the margin (connect 1 + request 1 + 5 to record), so starts stop at 2 s
+)
+FIRESTORE_DOCUMENT_LIMIT = 1_048_576  # bytes (the emulator does not enforce it; Firestore does)
 
 
-def config_yaml(revyl_url: str, collection: str, retry_unknown: bool = True) -> str:
+def config_yaml(
+    revyl_url: str, collection: str, retry_unknown: bool = True, lease_seconds: int = 540
+) -> str:
     return f"""
 revyl:
   api_url: {revyl_url}
@@ -71,13 +81,17 @@ revyl:
   retry_unknown: {str(retry_unknown).lower()}
 sources:
   eas: {{secret: {{secret: eas-webhook-secret}}}}
+  ci: {{type: generic, secret: {{secret: ci-webhook-secret}}}}
 routes:
   - name: ios-smoke
     when: {{source: eas, platform: ios}}
     build: {{ingest: {{app_id: {APP}}}}}
     tests: {json.dumps(TESTS)}
     workflows: [{WORKFLOW}]
-dedup: {{store: firestore, collection: {collection}, ttl_days: 1}}
+  - name: ci-smoke
+    when: {{source: ci}}
+    tests: [{CI_TEST}]
+dedup: {{store: firestore, collection: {collection}, ttl_days: 1, lease_seconds: {lease_seconds}}}
 """
 
 
@@ -121,6 +135,11 @@ class World:
         # instance U: the other reading of an ambiguous failure (never start it again)
         self.cautious_config = workdir / "relay-retry-unknown-false.yaml"
         self.cautious_config.write_text(config_yaml(self.revyl.url, self.collection, False))
+        # instances L and M: a short lease (the lease's edge), never starting an unknown again
+        self.short_lease_config = workdir / "relay-short-lease.yaml"
+        self.short_lease_config.write_text(
+            config_yaml(self.revyl.url, self.collection, False, SHORT_LEASE)
+        )
         self._reset_secrets()
         self.instances: dict[str, FunctionProcess] = {}
         for name in ("A", "B"):
@@ -130,9 +149,12 @@ class World:
         self.secrets.down = False
         self.secrets.set("revyl-api-key", TOKEN, project="demo")
         self.secrets.set("eas-webhook-secret", EAS_SECRET, project="demo")
+        self.secrets.set("ci-webhook-secret", GENERIC_SECRET, project="demo")
 
     def start_instance(self, name: str) -> FunctionProcess:
-        config = self.cautious_config if name == "U" else self.config
+        configs = {"U": self.cautious_config, "L": self.short_lease_config}
+        configs["M"] = self.short_lease_config
+        config = configs.get(name, self.config)
         env = {
             "RELAY_CONFIG": str(config),
             "RELAY_SECRET_MANAGER_ENDPOINT": self.secrets.url,
@@ -167,13 +189,27 @@ class World:
     def deliver(self, instance: str, build_id: str) -> Delivery:
         data = json.loads(payload("eas-build-finished-ios.json"))
         data["id"] = build_id
-        body = json.dumps(data).encode()
+        body = json.dumps(data).encode()  # a lone surrogate goes as its JSON escape, \ud800
         signature = "sha1=" + hmac_hex(EAS_SECRET, body, hashlib.sha1)
-        url = self.instances[instance].url + "/eas"
+        return self.post(instance, "/eas", body, {"expo-signature": signature})
+
+    def deliver_ci(self, instance: str) -> Delivery:
+        """A build from the other source, `ci` (Standard Webhooks), an event of its own."""
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        body = json.dumps({"status": "success", "build_id": msg_id, "version": "1.0"}).encode()
+        timestamp = str(int(time.time()))
+        signature = standard_webhook_signature(GENERIC_SECRET, msg_id, timestamp, body)
+        headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": timestamp,
+            "webhook-signature": f"v1,{signature}",
+        }
+        return self.post(instance, "/ci", body, headers)
+
+    def post(self, instance: str, path: str, body: bytes, headers: dict[str, str]) -> Delivery:
+        url = self.instances[instance].url + path
         try:
-            answer = requests.post(
-                url, data=body, headers={"expo-signature": signature}, timeout=60
-            )
+            answer = requests.post(url, data=body, headers=headers, timeout=60)
         except requests.RequestException as exc:
             return Delivery(instance, 0, f"no answer ({type(exc).__name__})")
         try:
@@ -196,15 +232,20 @@ class World:
             time.sleep(1)
         return seen
 
-    def wait_for_event(self, build_id: str, timeout: float = 20) -> bool:
-        """Wait until Firestore holds the event's record (the suite reads the emulator)."""
+    def event_document(self, build_id: str) -> Any:
+        """The event's document in Firestore (the suite reads the emulator)."""
         import os
 
         from google.cloud import firestore
 
         os.environ.update(self.emulator.env())
         client = firestore.Client(project="demo")
-        ref = client.collection(self.collection).document(document_id(f"eas:{build_id}:finished"))
+        key = f"eas:{build_id}:finished"
+        return client.collection(self.collection).document(document_id(key))
+
+    def wait_for_event(self, build_id: str, timeout: float = 20) -> bool:
+        """Wait until Firestore holds the event's record."""
+        ref = self.event_document(build_id)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(Exception):
@@ -215,8 +256,12 @@ class World:
 
     def runs(self) -> dict[str, int]:
         started = self.revyl.started(EXECUTE_TEST_PATH) + self.revyl.started(EXECUTE_WORKFLOW_PATH)
-        counts = Counter(TARGETS[c.json.get("test_id") or c.json["workflow_id"]] for c in started)
+        ids = [c.json.get("test_id") or c.json["workflow_id"] for c in started]
+        counts = Counter(TARGETS[i] for i in ids if i in TARGETS)
         return {name: counts.get(name, 0) for name in TARGETS.values()}
+
+    def ci_runs(self) -> int:
+        return sum(c.json.get("test_id") == CI_TEST for c in self.revyl.started(EXECUTE_TEST_PATH))
 
 
 def expect(deliveries: list[Delivery], *wanted: tuple[int, str]) -> list[str]:
@@ -436,6 +481,92 @@ def store_stops(world: World) -> Result:
         problems.append("the first answer does not say its outcome went unrecorded")
     note = "outcome journaled on A while Firestore was away, written back when it returned"
     return Result("", deliveries, world.runs(), ONCE, problems, note)
+
+
+@scenario("Revyl trickles the start past the lease's edge, redelivered after it")
+def lease_edge(world: World) -> Result:
+    """A answers each test's start one byte every 70 ms (~15 s in all, past the 9 s lease;
+    each read far inside the 1 s read timeout). A's call is bounded as a whole (2 s), so A
+    records `unknown` and ends before its lease does; M, redelivered after the lease, finds
+    the event done instead of a claim gone stale with the tests unrecorded (which it would
+    take over and start them again). retry_unknown: false: an unknown is never started again."""
+    for name in ("L", "M"):
+        if name not in world.instances:
+            world.start_instance(name)
+    build = world.fresh()
+    world.revyl.fail(EXECUTE_TEST_PATH, Trickle(0.07), Trickle(0.07))
+    answers: list[Delivery] = []
+    answered: list[float] = []
+    sent = time.monotonic()
+
+    def deliver_first() -> None:
+        answers.append(world.deliver("L", build))
+        answered.append(time.monotonic() - sent)
+
+    first = threading.Thread(target=deliver_first)
+    first.start()
+    time.sleep(max(0.0, sent + SHORT_LEASE + 0.5 - time.monotonic()))  # the lease is over
+    after = world.deliver("M", build)
+    first.join()
+    deliveries = [*answers, after]
+    problems = expect(deliveries, (502, "partial"), (200, "duplicate"))
+    took = f"{answered[0]:.1f} s" if answered else "no answer"
+    note = f"L's trickled starts cut at the whole-call bound (2 s): L answered in {took}"
+    return Result("", deliveries, world.runs(), ONCE, problems, note)
+
+
+@scenario("a poisoned event, then other sources' deliveries to A and B")
+def poisoned(world: World) -> Result:
+    """Two events the store could not hold before: a key with a lone surrogate (EAS
+    `"id": "x\\ud800"`), and an outcome of 2 MB with a lone surrogate in it (Revyl's 402
+    detail). Then deliveries from the `ci` source and EAS to both instances: all answered as
+    usual, none held up by what A could not write."""
+    surrogate = "x\ud800"
+    huge = world.fresh()  # resets Revyl: both poisoned events run in this scenario
+    first = world.deliver("A", surrogate)
+    world.revyl.fail(
+        EXECUTE_WORKFLOW_PATH,
+        Status(402, json_body={"detail": "Out of minutes \ud800 " + "z" * 2_000_000}),
+    )
+    second = world.deliver("A", huge)
+    others = [
+        world.deliver_ci("A"),
+        world.deliver_ci("B"),
+        world.deliver("A", f"fault-{uuid.uuid4()}"),
+        world.deliver("B", surrogate),  # B reads A's record of it from Firestore
+    ]
+    deliveries = [first, second, *others]
+    problems = expect(
+        deliveries,
+        (200, "triggered"),
+        (502, "partial"),
+        (200, "triggered"),
+        (200, "triggered"),
+        (200, "triggered"),
+        (200, "duplicate"),
+    )
+    if world.ci_runs() != 2:
+        problems.append(f"the ci source's test ran {world.ci_runs()} times, expected 2")
+    size = document_size(world, huge)
+    if size is None or size >= FIRESTORE_DOCUMENT_LIMIT:
+        problems.append(f"the 2 MB outcome's document is {size} bytes (Firestore's limit: 1 MiB)")
+    note = f"the 2 MB outcome stored in {size} bytes"
+    return Result(
+        "",
+        deliveries,
+        world.runs(),
+        {**ONCE, "test-1": 3, "test-2": 3, "workflow": 2},
+        problems,
+        note,
+    )
+
+
+def document_size(world: World, build_id: str) -> int | None:
+    """The event document's size, roughly as Firestore counts it (its fields as JSON)."""
+    if not world.wait_for_event(build_id):
+        return None
+    data = world.event_document(build_id).get(timeout=5).to_dict() or {}
+    return len(json.dumps(data, default=str).encode())
 
 
 # --- running and reporting -----------------------------------------------------------------------

@@ -91,6 +91,42 @@ def test_a_takeover_whose_holder_died_before_updating_the_event_is_skipped(new_s
     assert store._ref("e").get().to_dict()["generation"] == 3
 
 
+def test_what_firestore_refuses_for_good_is_told_from_what_may_pass():
+    from google.api_core import exceptions
+
+    from relay.stores.firestore import refused_for_good
+
+    permanent = [
+        exceptions.InvalidArgument("Document exceeds the maximum allowed size of 1,048,576"),
+        exceptions.OutOfRange("value out of range"),
+        UnicodeEncodeError("utf-8", "x\ud800", 1, 2, "surrogates not allowed"),
+        TypeError("Cannot convert to a Firestore Value"),
+    ]
+    transient = [
+        exceptions.ServiceUnavailable("unavailable"),
+        exceptions.DeadlineExceeded("deadline"),
+        exceptions.Aborted("contention"),
+        exceptions.PermissionDenied("the service account lost its role"),
+        exceptions.RetryError("budget spent", cause=None),
+        RuntimeError("event e: lost 5 conditional writes in a row"),
+    ]
+    assert [refused_for_good(e) for e in permanent] == [True] * len(permanent)
+    assert [refused_for_good(e) for e in transient] == [False] * len(transient)
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")  # the odd value is the point
+def test_a_refusal_for_good_is_raised_as_unstorable_naming_the_event(new_store):
+    from relay.stores import Unstorable
+
+    store = new_store()
+    store.claim("e", "a", 1000)
+    with pytest.raises(Unstorable) as caught:  # a value Firestore has no type for
+        store.release(
+            "e", "a", [started("t1", "x1").model_copy(update={"status": object()})], True, 1
+        )
+    assert caught.value.key == "e"
+
+
 def test_an_outage_mid_run_is_journaled_and_written_once_firestore_is_back(emulator, new_store):
     store = JournaledEventStore(new_store())
     assert store.claim("e", "a", 1000).kind == "new"

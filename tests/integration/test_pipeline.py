@@ -15,7 +15,7 @@ from relay.models import Artifact, Build, Event
 from relay.pipeline import Relay
 from relay.plugins import parse_config
 from relay.revyl.client import RequestsRevylClient
-from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, Delay
+from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, Delay, Status
 from relay.secrets import SecretManagerBackend, Secrets
 from relay.sources import ArtifactLink, Delivery, Source
 from relay.stores.memory import MemoryEventStore
@@ -50,11 +50,13 @@ class ShelfSource(Source):
         return ArtifactLink(artifact.url or "")
 
 
-def relay_for(fake_revyl, secret_manager, extra_revyl: str = "", lease: int = 540) -> Relay:
+def relay_for(
+    fake_revyl, secret_manager, extra_revyl: str = "", lease: int = 540, retry_deadline: float = 1
+) -> Relay:
     config = parse_config(
         f"""
 revyl: {{api_url: {fake_revyl.url}, token: {{secret: revyl-api-key}}, request_timeout: 1,
-        connect_timeout: 0.5, retry_deadline: 1{extra_revyl}}}
+        connect_timeout: 0.5, retry_deadline: {retry_deadline}{extra_revyl}}}
 sources: {{eas: {{secret: {{secret: eas-webhook-secret}}}}}}
 routes:
   - {{name: attached, tests: [{T1}]}}
@@ -121,13 +123,27 @@ def test_a_build_that_names_its_revyl_build_skips_ingest_and_lookup(
 
 def test_nothing_starts_once_the_claims_lease_is_running_out(fake_revyl, fake_secret_manager):
     """Another delivery may take over a claim after its lease: this one must stop starting."""
-    relay = relay_for(fake_revyl, fake_secret_manager, lease=2)
-    fake_revyl.fail("/builds/from-url", Delay(1.2))  # past lease − (connect + request timeout)
+    relay = relay_for(fake_revyl, fake_secret_manager, lease=7)
+    fake_revyl.fail("/builds/from-url", Delay(1.2))  # past lease − the margin (0.5 + 1 + 5 s)
     answer = deliver(relay, version="1.0", build_number="7", files=["app.apk"], platform="android")
     assert answer["decision"] == "partial"
     assert outcomes(answer) == {"attached": "started", "ingest": "failed"}
     assert answer["errors"][0]["message"] == "not started: this delivery outlived its claim's lease"
     assert [c.json["test_id"] for c in fake_revyl.calls_to(EXECUTE_TEST_PATH)] == [T1]
+
+
+def test_retries_of_a_start_end_where_the_delivery_stops_starting_things(
+    fake_revyl, fake_secret_manager
+):
+    """Revyl asks to come back in 1 s; the retry budget (20 s) would allow it, but the claim's
+    stop point (0.5 s after the claim: lease 7 − margin 6.5) comes first: one attempt only."""
+    relay = relay_for(fake_revyl, fake_secret_manager, lease=7, retry_deadline=20)
+    relay.config.routes.pop(1)  # the attached route only: its start is the first call
+    fake_revyl.fail_always(EXECUTE_TEST_PATH, Status(429, headers={"Retry-After": "1"}))
+    answer = deliver(relay, version="1.0", build_number="7")
+    assert outcomes(answer) == {"attached": "failed"}
+    assert "429" in answer["errors"][0]["message"]
+    assert len(fake_revyl.calls_to(EXECUTE_TEST_PATH)) == 1
 
 
 def test_a_route_whose_build_is_known_does_not_wait_for_another_routes_ingest(

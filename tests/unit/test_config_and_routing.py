@@ -211,3 +211,24 @@ def test_a_link_problem_the_source_knows_fails_the_plan_before_any_io():
 
     (plan,) = plan_event(parse_config(DEFAULT_LABEL).routes, build(), (), link_problem)
     assert plan.problem == "app.tar.gz needs a token"
+
+
+def test_the_lease_must_outlast_a_whole_revyl_call_and_the_record_of_its_start():
+    """Defaults: connect 5 + request 30 (one call, as a whole) + 5 s to record the start."""
+    sources = "sources: {eas: {secret: {env: X}}}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(sources + "dedup: {lease_seconds: 40}\n")
+    assert "request_timeout + 5 s to record a start (40)" in str(caught.value)
+    config = parse_config(sources + "dedup: {lease_seconds: 41}\n")
+    assert config.lease_margin == 40
+
+
+def test_a_blank_env_signing_secret_stops_the_relay_at_start_up():
+    from relay.config import missing_environment
+
+    config = parse_config("sources: {eas: {secret: {env: HOOK}}}\n")
+    assert missing_environment(config, {"HOOK": "s3cr3t-value"}) == []
+    for blank in ("", "  ", "\n"):
+        assert missing_environment(config, {"HOOK": blank}) == [
+            "sources.eas.secret: set the environment variable HOOK"
+        ]

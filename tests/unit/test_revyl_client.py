@@ -21,6 +21,7 @@ from relay.sandbox.fakes.revyl import (
     Hang,
     Reset,
     Status,
+    Trickle,
     closed_port_url,
 )
 
@@ -142,6 +143,35 @@ def test_a_read_timeout_is_ambiguous_and_never_retried(revyl):
         client.execute()
     assert len(revyl.calls_to(EXECUTE_TEST_PATH)) == 1
     assert len(revyl.started(EXECUTE_TEST_PATH)) == 1  # Revyl did start it: hence no retry
+
+
+def test_an_answer_trickled_byte_by_byte_is_cut_at_the_whole_calls_bound(revyl):
+    """Each byte comes well inside the read timeout; the whole answer would take ~25 s. The
+    call is bounded by connect_timeout + request_timeout as a whole: ambiguous (the run did
+    start), so never retried, and the relay's lease margin counts on that bound."""
+    revyl.fail(EXECUTE_TEST_PATH, Trickle(0.1))
+    client = Client(revyl.url, request_timeout=0.5, connect_timeout=0.5)
+    with pytest.raises(MaybeStarted, match="within 1s"):
+        client.execute()
+    assert len(revyl.calls_to(EXECUTE_TEST_PATH)) == 1
+    assert len(revyl.started(EXECUTE_TEST_PATH)) == 1
+
+
+def test_a_trickled_read_is_retried_inside_the_deadline_each_attempt_bounded(revyl):
+    wanted = revyl.add_build(APP, "1.0 (7)")
+    revyl.fail(f"/apps/{APP}/builds", Trickle(0.1))
+    client = Client(revyl.url, request_timeout=0.5, connect_timeout=0.5)
+    assert client.revyl.lookup(TOKEN, time.monotonic() + 60, APP, "1.0 (7)") == wanted
+    assert len(revyl.calls_to(f"/apps/{APP}/builds")) == 2
+
+
+def test_the_connection_of_a_call_that_ended_in_time_is_reused_unharmed(revyl):
+    """A call's deadline passing after it ended never cuts the pooled connection it used."""
+    client = Client(revyl.url, request_timeout=0.1, connect_timeout=0.1)
+    for _ in range(5):
+        assert client.execute().execution_id
+        time.sleep(0.25)  # past the previous call's bound: its watch must be gone
+    assert len(revyl.started(EXECUTE_TEST_PATH)) == 5
 
 
 @pytest.mark.parametrize(

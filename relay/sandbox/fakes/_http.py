@@ -59,6 +59,9 @@ class Reply:
     content_type: str = "application/json"
     delay: float = 0.0
     reset: bool = False
+    trickle: float = 0.0
+    """Seconds between bytes: the answer (status line, headers, body) goes out one byte at a
+    time, each inside any read timeout, the whole of it as slow as the fake likes."""
 
 
 RESET = Reply(status=0, reset=True)
@@ -178,9 +181,20 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         try:
-            self.wfile.write(head + reply.body)
+            if reply.trickle > 0:
+                self._trickle(head + reply.body, reply.trickle)
+            else:
+                self.wfile.write(head + reply.body)
         except OSError:
             self.close_connection = True
+
+    def _trickle(self, data: bytes, pause: float) -> None:
+        """One byte at a time until the client has all of it or goes away (or the fake stops)."""
+        for index in range(len(data)):
+            self.wfile.write(data[index : index + 1])
+            self.wfile.flush()
+            if self.server.fake._stopping.wait(pause):
+                raise OSError("the fake is stopping")
 
     def _reset(self) -> None:
         """Abort the connection: SO_LINGER 0 + close makes the kernel send RST."""

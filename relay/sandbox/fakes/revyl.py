@@ -81,6 +81,7 @@ __all__ = [
     "Reset",
     "Status",
     "Step",
+    "Trickle",
     "closed_port_url",
 ]
 
@@ -136,13 +137,21 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Trickle:
+    """Process the request (the run IS created), then send the answer one byte every `pause`
+    seconds: each read is quick, the whole answer slow (a Revyl or proxy that dribbles)."""
+
+    pause: float = 0.1
+
+
+@dataclass(frozen=True)
 class Delay:
     """Wait `seconds`, then answer normally (a slow but successful Revyl)."""
 
     seconds: float
 
 
-Behaviour = Status | Reset | Hang | Delay
+Behaviour = Status | Reset | Hang | Delay | Trickle
 
 
 # --- helpers ------------------------------------------------------------------
@@ -378,6 +387,8 @@ class FakeRevyl(FakeHTTPServer):
         reply = self._process(call)
         if isinstance(fault, Hang | Delay):
             reply = replace(reply, delay=fault.seconds)
+        if isinstance(fault, Trickle):
+            reply = replace(reply, trickle=fault.pause)
         return reply
 
     def _next_fault(self, path: str) -> Behaviour | None:
