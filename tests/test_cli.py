@@ -606,3 +606,51 @@ def test_deploy_info_names_each_secret_where_deploy_sh_finds_it():
         "",
         "REVYL_KEY",
     ]
+
+
+VERDICTS_CONFIG = f"""
+sources: {{eas: {{secret: {{env: S}}}}}}
+verdicts: {{poll_seconds: 5, give_up_seconds: 600}}
+reports:
+  ci-hook: {{type: webhook, url: "https://ci.example.com/revyl", secret: {{env: HOOK}}}}
+  spare: {{type: webhook, url: "https://other.example.com/", secret: {{env: HOOK}}}}
+routes:
+  - {{name: android, when: {{source: eas, platform: android}}, tests: [{TEST}], report: [ci-hook]}}
+"""
+
+
+def test_check_shows_how_verdicts_are_followed_and_where_they_go(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("S", "a-signing-secret-of-some-length")
+    monkeypatch.setenv("HOOK", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    config = write(tmp_path, VERDICTS_CONFIG)
+    code, out, _ = run(capsys, "check", "--secrets", "--config", config)
+    assert code == 0, out
+    assert "REPORT" in out.splitlines()[5]  # the routes table has a REPORT column
+    assert "ci-hook  webhook to https://ci.example.com/revyl  secret: env HOOK  android" in out
+    assert "follow: verdicts in this process" in out
+    assert "status every 5 s, given up after 600 s" in out
+    assert "note:   report target 'spare' is named by no route" in out
+
+
+def test_check_secrets_fails_a_webhook_secret_that_cannot_sign(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("S", "short")
+    monkeypatch.setenv("HOOK", "not-a-standard-webhooks-secret")
+    config = write(tmp_path, VERDICTS_CONFIG)
+    code, out, _ = run(capsys, "check", "--secrets", "--config", config)
+    assert code == 1
+    assert "readable, but shorter than 16 characters" in out  # warned only
+    assert "reports.ci-hook.secret must be a Standard Webhooks secret: whsec_" in out
+
+
+def test_simulate_shows_the_reports_a_delivery_would_lead_to(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("S", "a-signing-secret-of-some-length")
+    monkeypatch.setenv("HOOK", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    config = write(tmp_path, VERDICTS_CONFIG)
+    sample = str(REPO / "tests" / "data" / "payloads" / "eas-build-finished-android.json")
+    code, out, _ = run(capsys, "simulate", "eas", sample, "--config", config)
+    assert code == 0, out
+    assert "reports of android: its runs followed in this process, status every 5 s" in out
+    assert "  ci-hook (webhook): check.started then check.finished" in out
+    code, out, _ = run(capsys, "simulate", "eas", sample, "--config", config, "--json")
+    (followed,) = json.loads(out)["reports"]
+    assert [t["target"] for t in followed["targets"]] == ["ci-hook"]

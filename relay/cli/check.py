@@ -17,9 +17,20 @@ from pathlib import Path
 from relay.cli.common import load, refs_by_secret, table
 from relay.config import RelayConfig, Route, SecretRef, source_secret_refs, token_is_set
 from relay.errors import ConfigError, RelayError
+from relay.reports import build_target
 from relay.routing import default_template
 from relay.sources import Source, build_source
 from relay.sources.slack import SlackSource
+
+
+class _NoSecrets:
+    """Targets are built to describe themselves; none is asked for a secret here."""
+
+    def read(self, ref: SecretRef) -> str:
+        raise AssertionError("check builds report targets without reading their secrets")
+
+
+NO_SECRETS = _NoSecrets()
 
 DEFAULT_LABEL_NOTE = (
     "a route without version_label labels a build `{version} ({build_number})` when it "
@@ -38,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     print(sources_table(config))
     print()
     print(routes_table(config, sources) if config.routes else "no routes: every build is ignored")
+    if config.reports:
+        print()
+        print(reports_table(config))
     print()
     for line in settings_lines(config, os.environ, sources):
         print(line)
@@ -88,22 +102,33 @@ def sources_table(config: RelayConfig) -> str:
 def routes_table(config: RelayConfig, sources: Mapping[str, Source] | None = None) -> str:
     if sources is None:
         sources = {name: build_source(name, s) for name, s in config.sources.items()}
+    reporting = any(route.report for route in config.routes)
     rows = []
     for route in config.routes:
         when = dict(route.when.given)
         source = when.pop("source", "*")
         match = " ".join(f"{k}={v}" for k, v in when.items()) or "every build"
-        rows.append(
-            [
-                route.name,
-                source,
-                match,
-                build_cell(route, route_sources(route, sources)),
-                "\n".join(short(t) for t in route.tests),
-                "\n".join(short(w) for w in route.workflows),
-            ]
-        )
-    return table(["ROUTE", "SOURCE", "MATCH", "BUILD", "TESTS", "WORKFLOWS"], rows)
+        row = [
+            route.name,
+            source,
+            match,
+            build_cell(route, route_sources(route, sources)),
+            "\n".join(short(t) for t in route.tests),
+            "\n".join(short(w) for w in route.workflows),
+        ]
+        rows.append([*row, "\n".join(route.report)] if reporting else row)
+    headings = ["ROUTE", "SOURCE", "MATCH", "BUILD", "TESTS", "WORKFLOWS"]
+    return table([*headings, "REPORT"] if reporting else headings, rows)
+
+
+def reports_table(config: RelayConfig) -> str:
+    rows = []
+    for name, settings in config.reports.items():
+        target = build_target(name, settings, NO_SECRETS)
+        refs = [f"{key}: {ref.describe()}" for key, ref in source_secret_refs(settings)]
+        users = [route.name for route in config.routes if name in route.report]
+        rows.append([name, target.describe(), "\n".join(refs), "\n".join(users) or "-"])
+    return table(["REPORT", "TO", "SECRETS", "ROUTES"], rows)
 
 
 def route_sources(route: Route, sources: Mapping[str, Source]) -> list[Source]:
@@ -164,8 +189,29 @@ def settings_lines(
         )
     else:
         lines.append("dedup:  memory (one instance; a deployment wants store: firestore)")
+    lines += verdict_lines(config)
     lines += [f"note:   {note}" for note in notes(config, sources)]
     lines += [f"warn:   {warning}" for warning in warnings(config, sources)]
+    return lines
+
+
+def verdict_lines(config: RelayConfig) -> list[str]:
+    verdicts = config.verdicts
+    if verdicts is None:
+        return []
+    if verdicts.follow == "cloud-tasks" and verdicts.cloud_tasks is not None:
+        how = (
+            f"on Cloud Tasks queue {verdicts.cloud_tasks.queue}, tasks back to "
+            f"{verdicts.cloud_tasks.url} as {verdicts.cloud_tasks.service_account}"
+        )
+    else:
+        how = "in this process (follow: local; a deployment follows on Cloud Tasks)"
+    every, give_up = verdicts.poll_seconds, verdicts.give_up_seconds
+    lines = [f"follow: verdicts {how}; status every {every:g} s, given up after {give_up:g} s"]
+    if not any(route.report for route in config.routes):
+        lines.append("note:   no route names `report:` targets: no run is followed")
+    unused = [name for name in config.reports if not any(name in r.report for r in config.routes)]
+    lines += [f"note:   report target {name!r} is named by no route" for name in unused]
     return lines
 
 
@@ -267,12 +313,32 @@ def check_secrets(config: RelayConfig, environ: Mapping[str, str]) -> list[tuple
             )
         else:
             try:
-                ok = bool(reader.read(ref))
+                value = reader.read(ref)
+                ok = bool(value)
                 status = "readable" if ok else "empty"
+                found = [p for key in used_by if (p := secret_problem(config, key, value))]
+                if found:
+                    status = "readable, but " + "; ".join(message for message, _ in found)
+                    ok = ok and not any(fatal for _, fatal in found)
             except (RelayError, ConfigError) as exc:
                 status, ok = (exc.message if isinstance(exc, RelayError) else str(exc)), False
         rows.append(([ref.describe(), "\n".join(used_by), status], ok))
     return rows
+
+
+def secret_problem(config: RelayConfig, key: str, value: str) -> tuple[str, bool] | None:
+    """Why a secret read fine but is wrong where `key` uses it, and whether that is fatal: a
+    signing secret too short to be safe is warned of (the relay verifies with it); a report
+    target's secret it cannot use (a webhook secret that is not `whsec_`) fails every report."""
+    section, name, field = [*key.split(".", 2), "", ""][:3]
+    if section == "sources" and field == "secret" and name in config.sources:
+        weak = build_source(name, config.sources[name]).secret_problem(value)
+        return (weak, False) if weak else None
+    if section == "reports" and name in config.reports:
+        target = build_target(name, config.reports[name], NO_SECRETS)
+        wrong = target.secret_problem(field, value)
+        return (wrong, True) if wrong else None
+    return None
 
 
 def dry_run_token(ref: SecretRef, environ: Mapping[str, str]) -> bool:

@@ -113,6 +113,9 @@ def simulate(
     warned = warnings(plans)
     if warned:
         report["warnings"] = warned
+    followed = reports_for(config, plans)
+    if followed:
+        report["reports"] = followed
     if not plans:
         return {**report, **decision(answer)}
     with_token = decision(would_answer(event, build, plans), reason_for(plans))
@@ -124,6 +127,35 @@ def simulate(
         "note": dry_run_cause(config),
         "with_token": with_token,
     }
+
+
+def reports_for(config: RelayConfig, plans: list[RoutePlan]) -> list[dict[str, Any]]:
+    """What each matched route that names report targets would lead to, once its runs start:
+    its check followed (how often, for how long) and the messages each target would get."""
+    verdicts = config.verdicts
+    if verdicts is None:
+        return []
+    found = []
+    for plan in plans:
+        if not plan.route.report or plan.problem:
+            continue
+        targets = [
+            {"target": name, "type": config.reports[name].type, "messages": MESSAGES}
+            for name in plan.route.report
+        ]
+        found.append(
+            {
+                "route": plan.route.name,
+                "follow": verdicts.follow,
+                "poll_seconds": verdicts.poll_seconds,
+                "give_up_seconds": verdicts.give_up_seconds,
+                "targets": targets,
+            }
+        )
+    return found
+
+
+MESSAGES = ["check.started (runs started)", "check.finished (verdict passed, failed or error)"]
 
 
 class HeldTasks(TaskQueue):
@@ -322,6 +354,8 @@ def render(report: dict[str, Any]) -> str:
     lines += _block("warning", report.get("warnings", []))
     for plan in report.get("routes") or []:
         lines += ["", *_plan_lines(plan)]
+    for followed in report.get("reports", []):
+        lines += ["", *_report_lines(followed)]
     if report.get("not_matched"):
         lines += ["", "not matched"]
         lines += [f"  {name}: {why}" for name, why in report["not_matched"].items()]
@@ -332,6 +366,18 @@ def render(report: dict[str, Any]) -> str:
             _indent(json.dumps(report["reply"], indent=2)),
         ]
     return "\n".join(lines)
+
+
+def _report_lines(followed: dict[str, Any]) -> list[str]:
+    how = "in this process" if followed["follow"] == "local" else "on Cloud Tasks"
+    lines = [
+        f"reports of {followed['route']}: its runs followed {how}, status every "
+        f"{followed['poll_seconds']:g} s, given up after {followed['give_up_seconds']:g} s"
+    ]
+    for target in followed["targets"]:
+        messages = " then ".join(m.split(" ", 1)[0] for m in target["messages"])
+        lines.append(f"  {target['target']} ({target['type']}): {messages}")
+    return lines
 
 
 def _decision_lines(title: str, decided: dict[str, Any], on: str = "") -> list[str]:

@@ -52,3 +52,12 @@ class ReportTarget:
 
     def report(self, phase: Phase, check: Check, earlier: Mapping[str, Any]) -> Sent | Skipped:
         raise NotImplementedError
+
+    def secret_problem(self, key: str, value: str) -> str | None:
+        """Why the value of its secret `key` (a dotted key under the target) cannot serve,
+        or None (for `check --secrets`)."""
+        return None
+
+    def describe(self) -> str:
+        """Where it reports, for `check` (no secret)."""
+        return self.type

@@ -117,6 +117,16 @@ class WebhookTarget(ReportTarget):
         self.session = requests.Session()
         self.session.trust_env = False  # no proxy or netrc credentials from the environment
 
+    def secret_problem(self, key: str, value: str) -> str | None:
+        try:
+            signing_secret(value, f"reports.{self.name}.{key}")
+        except Refused as refused:
+            return refused.message
+        return None
+
+    def describe(self) -> str:
+        return f"webhook to {self.settings.url}"
+
     def report(self, phase: Phase, check: Check, earlier: Mapping[str, Any]) -> Sent | Skipped:
         now = time.time()
         key = f"reports.{self.name}.secret"
