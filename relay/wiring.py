@@ -13,6 +13,8 @@ from relay.config import DedupSettings, RelayConfig, missing_environment, secret
 from relay.errors import ConfigError
 from relay.pipeline import Relay
 from relay.reports import build_target
+from relay.reports.base import ORIGIN_PREFIX, ReportTarget, origin_target_name
+from relay.reports.slack import SlashCommandReply, SlashCommandReplySettings
 from relay.revyl.client import RequestsRevylClient
 from relay.secrets import ENDPOINT_VARIABLE, SecretManagerBackend, Secrets
 from relay.sources.slack import SlackSource
@@ -121,6 +123,7 @@ def assemble(relay: Relay, tasks: TaskQueue, checks: CheckStore | None = None) -
             name: build_target(name, settings, relay.secrets)
             for name, settings in relay.config.reports.items()
         }
+        targets.update(command_reply_targets(relay))
         follower = Follower(
             relay.config,
             revyl=relay.revyl,
@@ -131,6 +134,30 @@ def assemble(relay: Relay, tasks: TaskQueue, checks: CheckStore | None = None) -
         )
         relay.after_start.append(follower.after_start)
     return relay
+
+
+def command_reply_targets(relay: Relay) -> dict[str, ReportTarget]:
+    """Each Slack source's implicit target, `@<source>`: the verdict of a check its commands
+    started goes back to the command's channel."""
+    reserved = [name for name in relay.config.reports if name.startswith(ORIGIN_PREFIX)]
+    if reserved:
+        raise ConfigError(
+            f"reports {reserved}: names starting with {ORIGIN_PREFIX!r} are reserved for the "
+            "replies to chat commands"
+        )
+    targets: dict[str, ReportTarget] = {}
+    for name, source in relay.sources.items():
+        if isinstance(source, SlackSource):
+            slack = source.settings
+            settings = SlashCommandReplySettings(
+                source=name,
+                bot_token=slack.bot_token,
+                api_url=slack.api_url,
+                response_url_prefix=slack.response_url_prefix,
+            )
+            target = origin_target_name(name)
+            targets[target] = SlashCommandReply(target, settings, relay.secrets)
+    return targets
 
 
 def build_check_store(settings: DedupSettings, events: EventStore) -> CheckStore:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from relay.config import ReportSettings, SecretRef
 from relay.reports import _slack
@@ -61,6 +61,14 @@ class SlackSettings(ReportSettings):
     on: list[Verdict] | None = Field(None, min_length=1)
     api_url: str = DEFAULT_API_URL
     timeout: float = Field(10.0, gt=0, le=60)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        """YAML 1.1 (PyYAML) reads a bare `on:` key as the boolean true."""
+        if isinstance(data, Mapping) and True in data:
+            return {("on" if key is True else key): value for key, value in data.items()}
+        return data
 
     @field_validator("channel")
     @classmethod

@@ -251,3 +251,60 @@ def test_settings():
         settings(channel="C0123ABCD", on=["green"])
     with pytest.raises(ValidationError, match="https"):
         settings(channel="C0123ABCD", api_url="http://slack.example/api")
+
+
+def test_a_bare_on_key_in_yaml_is_read_as_on():
+    from relay.plugins import parse_config
+
+    config = parse_config(
+        "sources: {eas: {secret: {env: E}}}\n"
+        "reports:\n"
+        "  team:\n"
+        "    type: slack\n"
+        "    channel: C0123ABCD\n"
+        "    token: {env: S}\n"
+        "    on: [failed, error]\n"
+    )
+    assert config.reports["team"].on == ["failed", "error"]  # type: ignore[attr-defined]
+
+
+def test_reports_may_not_take_a_name_reserved_for_command_replies():
+    from relay.errors import ConfigError
+    from relay.plugins import parse_config
+    from relay.wiring import build_service
+
+    config = parse_config(
+        "sources: {slack: {secret: {env: S}, team_id: T0001}}\n"
+        "verdicts: {}\n"
+        "reports: {'@slack': {type: slack, channel: C0123ABCD, token: {env: S}}}\n"
+    )
+    with pytest.raises(ConfigError, match="reserved for the replies to chat commands"):
+        build_service(config, {"S": "x"})
+
+
+def reply_target(**fields):
+    from relay.reports.slack import SlashCommandReply, SlashCommandReplySettings
+
+    settings = SlashCommandReplySettings(source="slack", **fields)
+    return SlashCommandReply("@slack", settings, secrets=None)  # type: ignore[arg-type]
+
+
+def test_a_verdict_after_the_response_urls_30_minutes_is_undeliverable():
+    origin = {
+        "source": "slack",
+        "channel_id": "C0MOBILEQA",
+        "user_id": "U0ALLOWED",
+        "response_url": "https://hooks.slack.com/commands/T0001/1/x",
+        "received_at": NOW - 31 * 60,
+    }
+    late = failed().model_copy(update={"origin": origin})
+    target = reply_target()
+    assert target.report("started", late, {}).reason.startswith("the command's own answer")
+    with pytest.raises(Refused, match=r"undeliverable: .* set sources\.slack\.bot_token"):
+        target.to_response_url(origin, verdict_message(late), NOW)
+
+
+def test_a_response_url_outside_the_prefix_is_never_posted_to():
+    origin = {"response_url": "https://evil.example/hook", "received_at": NOW}
+    with pytest.raises(Refused, match="response_url_prefix"):
+        reply_target().to_response_url(origin, verdict_message(failed()), NOW)
