@@ -100,12 +100,15 @@ def compose(text: str, parts: Iterable[Message]) -> Message:
 # the messages
 
 
-def run_line(run: Run, *, finished: bool) -> str:
+def run_line(run: Run, *, finished: bool, with_error: bool = False) -> str:
     if run.outcome == "not_started":
         return f"{RUN_ICONS['not_started']} {run_name(run)} did not start: {error_text(run.error)}"
     icon = RUN_ICONS[run.outcome] if finished else "•"
     outcome = f" {describe_outcome(run)}" if finished else ""
-    return f"{icon} {run_name(run)}{outcome} · {link(run.report_url, 'report')}"
+    line = f"{icon} {run_name(run)}{outcome} · {link(run.report_url, 'report')}"
+    if with_error and run.error and run.outcome != "passed":
+        line += f"\n      {error_text(run.error)}"
+    return line
 
 
 def started_message(check: Check, who: str = "") -> Message:
@@ -125,14 +128,12 @@ def started_message(check: Check, who: str = "") -> Message:
 
 def verdict_message(check: Check, who: str = "", *, with_failures: bool = False) -> Message:
     """The check's verdict: ✅/❌/⚠, the counts, each run's outcome and report link (and,
-    `with_failures`, the failures' errors: for a single message)."""
+    `with_failures`, the errors of the runs that did not pass: all in one message)."""
     verdict = check.verdict or "error"
     route = blocks.escape(check.route)
     head = f"{VERDICT_ICONS[verdict]} {who}*{route}* {verdict}: {counts(check)}{on_build(check)}"
-    lines = [run_line(run, finished=True) for run in check.runs.values()]
+    lines = [run_line(run, finished=True, with_error=with_failures) for run in check.runs.values()]
     parts = [blocks.section(head), *blocks.sections(lines)]
-    if with_failures and failed_runs(check):
-        parts += blocks.sections(failure_lines(check))
     if build_line(check):
         parts.append(blocks.context(build_line(check)))
     text = f"{check.route} {verdict}: {summary(check)}"
