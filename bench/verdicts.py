@@ -118,7 +118,7 @@ class VerdictsPhase:
         conns = {name: Connection(relay.url) for name, relay in relays.items()}
         samples: dict[str, list[float]] = {name: [] for name in relays}
         try:
-            for name, conn in conns.items():  # warm
+            for conn in conns.values():  # warm
                 for _ in range(3):
                     post(conn, "/eas", self.deliveries.next(1))
                     self.sent += 1

@@ -271,7 +271,12 @@ class SlashCommands:
         )
         if isinstance(plan, str):
             return refusal(event, f"Cannot run {route.name}: {plan}.")
-        run_event = Event(event.key, build=plan.build, routes=(route.name,))
+        run_event = Event(
+            event.key,
+            build=plan.build,
+            routes=(route.name,),
+            extra={"origin": origin(self.name, command, event)},
+        )
 
         def work() -> Reply:
             answer = relay.trigger(relay.source(self.name), run_event, routes=[plan.route])
@@ -387,6 +392,18 @@ class SlashCommands:
             f"{self.name}: follow-up {'posted' if posted else 'NOT posted'}: {fields['decision']}",
             extra=fields,
         )
+
+
+def origin(source: str, command: SlashCommand, event: Event) -> dict[str, Any]:
+    """Where a command asked from: the verdict of what it starts goes back there (with
+    `verdicts:`, `relay.reports.slack.SlashCommandReply`)."""
+    return {
+        "source": source,
+        "channel_id": command.channel_id,
+        "user_id": command.user_id,
+        "response_url": command.response_url,
+        "received_at": event.extra.get("received_at"),
+    }
 
 
 def fetch_status(

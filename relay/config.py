@@ -365,6 +365,17 @@ class RelayConfig(Strict):
         (RECORD_SECONDS) before the lease ends and another delivery may take the event over."""
         return self.revyl.call_seconds + RECORD_SECONDS
 
+    @field_validator("reports")
+    @classmethod
+    def _report_names(cls, reports: dict[str, ReportSettings]) -> dict[str, ReportSettings]:
+        reserved = sorted(name for name in reports if name.startswith("@"))
+        if reserved:
+            raise ValueError(
+                f"report names {reserved}: names starting with '@' are the relay's own (the "
+                "replies to chat commands, `@<slack source>`)"
+            )
+        return reports
+
     @model_validator(mode="after")
     def _reports_known(self) -> RelayConfig:
         for route in self.routes:

@@ -12,6 +12,8 @@ from relay.chatops import SlashCommands
 from relay.config import DedupSettings, RelayConfig, token_is_set
 from relay.pipeline import Relay
 from relay.reports import build_target
+from relay.reports.base import ReportTarget, origin_target_name
+from relay.reports.slack import SlashCommandReply, SlashCommandReplySettings
 from relay.revyl.client import RequestsRevylClient
 from relay.secrets import ENDPOINT_VARIABLE, SecretManagerBackend, Secrets
 from relay.sources.slack import SlackSource
@@ -99,6 +101,7 @@ def assemble(relay: Relay, tasks: TaskQueue, checks: CheckStore | None = None) -
             name: build_target(name, settings, relay.secrets)
             for name, settings in relay.config.reports.items()
         }
+        targets.update(command_reply_targets(relay))
         follower = Follower(
             relay.config,
             revyl=relay.revyl,
@@ -109,6 +112,24 @@ def assemble(relay: Relay, tasks: TaskQueue, checks: CheckStore | None = None) -
         )
         relay.after_start.append(follower.after_start)
     return relay
+
+
+def command_reply_targets(relay: Relay) -> dict[str, ReportTarget]:
+    """Each Slack source's implicit target, `@<source>`: the verdict of a check its commands
+    started goes back to the command's channel."""
+    targets: dict[str, ReportTarget] = {}
+    for name, source in relay.sources.items():
+        if isinstance(source, SlackSource):
+            slack = source.settings
+            settings = SlashCommandReplySettings(
+                source=name,
+                bot_token=slack.bot_token,
+                api_url=slack.api_url,
+                response_url_prefix=slack.response_url_prefix,
+            )
+            target = origin_target_name(name)
+            targets[target] = SlashCommandReply(target, settings, relay.secrets)
+    return targets
 
 
 def build_check_store(settings: DedupSettings, events: EventStore) -> CheckStore:

@@ -151,6 +151,7 @@ PURE = [
     "relay.revyl.sansio",
     "relay.sources.payload",
     "relay.text",
+    "relay.reports._common",
 ]
 IO_LIBRARIES = ("requests", "urllib3", "google", "flask", "socket", "http", "functions_framework")
 
@@ -160,3 +161,15 @@ def test_the_pure_steps_do_no_io(module):
     for name in [module, *reachable(module)]:
         io = [n for n in imported_names(MODULES[name]) if n.split(".")[0] in IO_LIBRARIES]
         assert io == [], f"{name} (reached from {module}) imports {io}"
+
+
+REPORT_MODULES = [m for m in MODULES if m.startswith("relay.reports")]
+# The engine and the edges that assemble it: a report target (a plugin) sits below them all.
+ABOVE_THE_REPORTS = ("relay.verdicts.follower", "relay.pipeline", "relay.wiring", "relay.app")
+ABOVE_THE_REPORTS += ("relay.chatops", "relay.sources", "relay.stores", "relay.cli")
+
+
+@pytest.mark.parametrize("module", REPORT_MODULES)
+def test_report_targets_are_plugins_below_the_follower(module):
+    above = {m for m in reachable(module) if m.startswith(ABOVE_THE_REPORTS)}
+    assert above == set(), f"{module} reaches {sorted(above)}"

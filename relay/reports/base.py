@@ -6,6 +6,15 @@ message's `ts`, say). It answers `Sent(data)` or `Skipped(reason)`, or raises `R
 (the tool answered 5xx or 429, or could not be reached) or `Refused` (a 4xx or a setting to
 fix: retrying will not help). The engine (`relay.verdicts.follower`) makes each delivery
 happen once per check, phase and target, logs every attempt, and retries.
+
+A phase that needs more than one call that must not be repeated (a Slack message, then a
+thread reply under it) names its later calls in `steps_after`: each is claimed and recorded on
+its own, so a retry repeats only the call that failed (`report_step` gets what the earlier
+ones left).
+
+Besides the `reports:` of the config, wiring adds one implicit target per chat source, named
+`@<source>` (`origin_target_name`): it answers where a chat command that started a check asked
+from (`Check.origin`). `reports:` names may not start with `@`.
 """
 
 from __future__ import annotations
@@ -39,6 +48,13 @@ class Refused(Exception):
         self.message = message
 
 
+ORIGIN_PREFIX = "@"
+
+
+def origin_target_name(source: str) -> str:
+    return f"{ORIGIN_PREFIX}{source}"
+
+
 class ReportTarget:
     """One configured report target (`reports.<name>` in the config)."""
 
@@ -61,3 +77,11 @@ class ReportTarget:
     def describe(self) -> str:
         """Where it reports, for `check` (no secret)."""
         return self.type
+
+    def steps_after(self, phase: Phase, check: Check) -> tuple[str, ...]:
+        """The calls of `phase` after `report`'s, once it sent (none by default)."""
+        return ()
+
+    def report_step(self, step: str, check: Check, earlier: Mapping[str, Any]) -> Sent | Skipped:
+        """One of `steps_after`; `earlier` holds what the phase's earlier calls left."""
+        raise NotImplementedError

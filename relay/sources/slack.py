@@ -21,11 +21,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from typing import ClassVar
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from relay.config import SourceSettings, Strict, format_validation_error
+from relay.config import SecretRef, SourceSettings, Strict, format_validation_error
 from relay.errors import BadRequest, Unauthorized
 from relay.models import Event
 from relay.signatures import check_timestamp, hmac_hex, verify_hex_hmac
@@ -57,6 +57,10 @@ class SlackSettings(SourceSettings):
     allow: AllowList | None = None
     reply_within: float = Field(2.0, gt=0)  # seconds; Slack gives up at 3
     response_url_prefix: str = "https://hooks.slack.com/"
+    # with `verdicts:`, a command's verdict is posted in its channel with this bot token
+    # (chat:write); without one it goes to the command's response_url while Slack takes posts
+    bot_token: SecretRef | None = None
+    api_url: str = "https://slack.com/api"  # the Web API the bot token is sent to
 
     @field_validator("response_url_prefix")
     @classmethod
@@ -66,6 +70,15 @@ class SlackSettings(SourceSettings):
         # the host must end where the prefix says: "https://hooks.slack.com" would admit
         # "https://hooks.slack.com.example.net/..."
         return value if value.count("/") > 2 else value + "/"
+
+    @field_validator("api_url")
+    @classmethod
+    def _https_api(cls, value: str) -> str:
+        host = urlsplit(value).hostname
+        loopback = host in ("127.0.0.1", "localhost", "::1") and value.startswith("http://")
+        if not host or not (value.startswith("https://") or loopback):
+            raise ValueError(f"must be an https URL (http only for loopback): {value!r}")
+        return value.rstrip("/")
 
 
 class SlashCommand(BaseModel):

@@ -1,8 +1,9 @@
 """Following runs to their verdict and reporting it: the engine behind `verdicts:`.
 
-After a delivery starts a route's runs, and the route names report targets, the route's runs
-become a *check*, followed by three kinds of task (each idempotent, each named so that a
-step scheduled twice runs once, whichever instance schedules it):
+After a delivery starts a route's runs, and the route names report targets (or a chat command
+started them: the verdict goes back where it asked from), the route's runs become a *check*,
+followed by three kinds of task (each idempotent, each named so that a step scheduled twice
+runs once, whichever instance schedules it):
 
 - `verdict.start`: open the check in the check store; schedule its `started` reports and its
   first poll (the only task created on the webhook's path);
@@ -10,7 +11,8 @@ step scheduled twice runs once, whichever instance schedules it):
   every run is finished, or at `give_up_seconds`, settle the verdict (the first settle wins)
   and schedule the `finished` reports, else schedule the next poll;
 - `verdict.report`: deliver one message (a target, a phase) once: claimed in the check store
-  before it is sent, retried with backoff on 5xx, 429 and timeouts, final on a refusal.
+  before it is sent, retried with backoff on 5xx, 429 and timeouts, final on a refusal. A
+  phase of several calls (Slack: the message, then a thread reply) claims each on its own.
 
 Nothing here knows how tasks travel (in-process threads, Cloud Tasks) or how a target
 delivers (`relay.reports`): the follower sequences, the store remembers.
@@ -29,7 +31,7 @@ from relay.answers import build_summary
 from relay.concurrency import concurrently
 from relay.config import RelayConfig, VerdictSettings
 from relay.models import Build, Event, Execution
-from relay.reports.base import Refused, ReportTarget, Sent
+from relay.reports.base import Refused, ReportTarget, Sent, Skipped, origin_target_name
 from relay.revyl.client import RevylClient
 from relay.revyl.sansio import RevylError, read_run_state
 from relay.routing import RoutePlan
@@ -88,18 +90,20 @@ class Follower:
     def after_start(
         self, event: Event, build: Build, plans: list[RoutePlan], executions: list[Execution]
     ) -> None:
+        origin = event.extra.get("origin")
         for plan in plans:
             route = plan.route
             runs = [e for e in executions if e.route == route.name]
-            if not route.report or not any(e.outcome == "started" for e in runs):
+            report_to = [*route.report, *self.origin_targets(origin)]
+            if not report_to or not any(e.outcome == "started" for e in runs):
                 continue  # nothing to follow: the answer already told the sender
             payload = {
                 "event": event.key,
                 "route": route.name,
-                "report_to": list(route.report),
+                "report_to": report_to,
                 "build": build_summary(build, runs),
                 "executions": [e.model_dump(mode="json", exclude_none=True) for e in runs],
-                "origin": event.extra.get("origin"),
+                "origin": origin,
             }
             ident = check_id(event.key, route.name)
             fields = {"event": event.key, "route": route.name, "check": ident}
@@ -111,6 +115,13 @@ class Follower:
                     "the check (a redelivery of the webhook schedules it again)",
                     extra={**fields, "reason": type(exc).__name__},
                 )
+
+    def origin_targets(self, origin: Any) -> list[str]:
+        """The implicit target answering where a chat command asked from, when there is one."""
+        if not isinstance(origin, Mapping):
+            return []
+        name = origin_target_name(str(origin.get("source")))
+        return [name] if name in self.targets else []
 
     # the tasks
 
@@ -181,6 +192,7 @@ class Follower:
             return
         fields = {**check_fields(check), "target": name, "phase": phase, "attempt": attempt}
         earlier: Mapping[str, Any] = {}
+        skipped_before = None
         if phase == "finished":
             first = stored_or_retry(lambda: self.checks.report(ident, f"{name}:started"))
             waits = int(payload.get("waits", 0))
@@ -190,7 +202,9 @@ class Follower:
                 self.tasks.schedule(Task(REPORT, wait, waiting, WAIT_FOR_STARTED))
                 return
             earlier = first.data if first is not None and first.state == "sent" else {}
-        self.deliver(check, target, phase, earlier, attempt, fields)
+            if first is not None and first.state == "skipped":
+                skipped_before = first.data.get("reason")
+        self.deliver(check, target, phase, earlier, attempt, fields, skipped_before)
 
     def deliver(
         self,
@@ -200,14 +214,47 @@ class Follower:
         earlier: Mapping[str, Any],
         attempt: int,
         fields: dict[str, Any],
+        skipped_before: str | None = None,
     ) -> None:
-        """One attempt at one message, claimed first so that it is sent once."""
-        key, claim_id = f"{target.name}:{phase}", uuid.uuid4().hex
+        """The phase's message, then each further step of it (a thread reply under it): each
+        claimed and recorded on its own, so that a retry repeats only the step that failed."""
+        key = f"{target.name}:{phase}"
+
+        def first() -> Sent | Skipped:
+            return target.report(phase, check, earlier)
+
+        left = self.deliver_once(check, target, key, first, attempt, fields, skipped_before)
+        for step in target.steps_after(phase, check):
+            if left is None:  # not sent (skipped, refused, given up): nothing to follow it
+                return
+            so_far = {**earlier, **left}
+
+            def then(step: str = step, so_far: Mapping[str, Any] = so_far) -> Sent | Skipped:
+                return target.report_step(step, check, so_far)
+
+            left = self.deliver_once(
+                check, target, f"{key}:{step}", then, attempt, {**fields, "step": step}
+            )
+
+    def deliver_once(
+        self,
+        check: Check,
+        target: ReportTarget,
+        key: str,
+        send: Callable[[], Sent | Skipped],
+        attempt: int,
+        fields: dict[str, Any],
+        skipped_before: str | None = None,
+    ) -> Mapping[str, Any] | None:
+        """One attempt at one message, claimed first so that it is sent once: what it left
+        when it is (or was) sent, else None. A skip for the reason the `started` phase was
+        skipped for is not logged again."""
+        claim_id = uuid.uuid4().hex
         claim = stored_or_retry(
             lambda: self.checks.claim_report(check.id, key, claim_id, self.clock())
         )
         if claim.kind == "done":
-            return
+            return claim.data if claim.state == "sent" else None
         if claim.kind == "busy":
             raise RetryLater("another delivery of this report is in flight", after=5.0)
 
@@ -219,7 +266,7 @@ class Follower:
             )
 
         try:
-            outcome = target.report(phase, check, earlier)
+            outcome = send()
         except RetryLater as failed:
             stored_or_retry(lambda: self.checks.release_report(check.id, key, claim_id))
             if attempt > len(REPORT_DELAYS):
@@ -228,7 +275,7 @@ class Follower:
                     f"report to {target.name} NOT delivered: {attempt} attempts failed",
                     extra={**fields, "reason": failed.reason},
                 )
-                return
+                return None
             delay = failed.after if failed.after is not None else REPORT_DELAYS[attempt - 1]
             log.warning(
                 f"report to {target.name} failed; retrying in {delay:g} s",
@@ -241,19 +288,22 @@ class Follower:
                 f"report to {target.name} refused: {refused.message}",
                 extra={**fields, "reason": refused.message},
             )
-            return
+            return None
         except Exception:
             stored_or_retry(lambda: self.checks.release_report(check.id, key, claim_id))
             raise
         if isinstance(outcome, Sent):
             end("sent", outcome.data)
+            what = "check." + key.split(":", 1)[1].replace(":", ".")
             log.info(
-                f"report to {target.name} delivered: check.{phase}",
+                f"report to {target.name} delivered: {what}",
                 extra={**fields, "detail": outcome.detail},
             )
-        else:
-            end("skipped")
-            log.info(f"report to {target.name} skipped: {outcome.reason}", extra=fields)
+            return outcome.data
+        end("skipped", {"reason": outcome.reason})
+        level = logging.DEBUG if outcome.reason == skipped_before else logging.INFO
+        log.log(level, f"report to {target.name} skipped: {outcome.reason}", extra=fields)
+        return None
 
     # the steps
 
