@@ -53,7 +53,7 @@ faults: $(VENV)/.installed $(EMULATOR)
 
 ## The benchmark (about two minutes): progress, a table, and bench/results/latest.json;
 ## exit 3 if a target is missed (`.venv/bin/python -m bench --report-only` never does).
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(EMULATOR)
 	$(PY) -m bench
 
 ## Lint and type-check only: ruff and strict mypy.

@@ -2,7 +2,8 @@
 
     python -m bench.fake_revyl --port 0 --latency 0.1 --token T   # prints READY <url>
 
-- `GET  /_bench/stats`: {"calls": n, "execute_test": n, "started": n} since the last forget;
+- `GET  /_bench/stats`: {"calls": n, "execute_test": n, "started": n, "status": n} since the
+  last forget (`status`: test status reads);
 - `POST /_bench/latency` {"seconds": s}: the latency of every later answer;
 - `POST /_bench/forget`: drop recorded calls and runs (keeps the process small).
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from relay.sandbox.fakes._http import RecordedCall, Reply, json_reply, run_until_signal
-from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, FakeRevyl
+from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, TEST_STATUS_PATH, FakeRevyl
 from relay.sandbox.net import LOOPBACK
 
 
@@ -38,6 +39,7 @@ class BenchRevyl(FakeRevyl):
                     "calls": len(calls),
                     "execute_test": len(executes),
                     "started": sum(1 for c in executes if c.started),
+                    "status": sum(1 for c in calls if c.path == TEST_STATUS_PATH),
                 },
             )
         if action == "latency" and isinstance(call.json, dict):

@@ -104,8 +104,9 @@ class Served:
         ]  # fmt: skip
 
     def spawn(self) -> Served:
-        """Start the process and return at once (`started_at` is when it was spawned)."""
-        self.port = free_port()
+        """Start the process and return at once (`started_at` is when it was spawned), on the
+        port set before (a config may need to name it), else on a free one."""
+        self.port = self.port or free_port()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         for name in ("WORKERS", "THREADS", "DEBUG"):  # production defaults unless set here
             if name not in self.env:

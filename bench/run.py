@@ -107,7 +107,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[int(rank) - 1]
 
 
-PHASES = ("fan-out", "overhead", "throughput", "memory", "cold start")
+PHASES = ("fan-out", "overhead", "throughput", "memory", "cold start", "verdicts")
 
 
 class Progress:
@@ -188,6 +188,20 @@ class Bench:
                 "FLOOR_SIGNING_SECRET": SIGNING_SECRET,
                 "FLOOR_REVYL_URL": self.revyl.url,
                 "FLOOR_REVYL_TOKEN": REVYL_TOKEN,
+                "FLOOR_TEST_ID": test_ids(1)[0],
+            },
+        )
+
+    def floor_secrets(self) -> Served:
+        """The floor reading its secrets through the Secret Manager client, as the relay must."""
+        return self._served(
+            "floor-secrets",
+            "bench/floor_secrets_main.py",
+            "floor_webhook",
+            {
+                "FLOOR_SECRET_MANAGER_ENDPOINT": self.secret_manager.url,
+                "FLOOR_PROJECT": PROJECT,
+                "FLOOR_REVYL_URL": self.revyl.url,
                 "FLOOR_TEST_ID": test_ids(1)[0],
             },
         )
@@ -332,12 +346,14 @@ class Bench:
         makers = {
             "relay": self.relay,
             "floor": self.floor,
+            "floor_secrets": self.floor_secrets,
             "relay_env_secrets": self.relay_env_secrets,
         }
         times: dict[str, list[float]] = {name: [] for name in makers}
         names = list(makers)
         for i in range(self.settings.cold_starts):
-            for name in names[i % 3 :] + names[: i % 3]:
+            turn = i % len(names)
+            for name in names[turn:] + names[:turn]:
                 served = makers[name]()
                 before = self.secret_manager.access_count()
                 served.spawn()
@@ -356,6 +372,8 @@ class Bench:
             "relay_ms": ms(median["relay"]),
             "floor_ms": ms(median["floor"]),
             "ratio_to_floor": round(median["relay"] / median["floor"], 3),
+            "floor_secrets_ms": ms(median["floor_secrets"]),
+            "ratio_to_floor_secrets": round(median["relay"] / median["floor_secrets"], 3),
             "relay_env_secrets_ms": ms(median["relay_env_secrets"]),
             "relay_env_secrets_ratio_to_floor": round(
                 median["relay_env_secrets"] / median["floor"], 3
@@ -394,6 +412,28 @@ class Bench:
                 result["secret_manager_calls_per_1000_warm"] = round(per_1000, 2)
         return result
 
+    # 7. verdicts ------------------------------------------------------------------------
+
+    def verdicts(self) -> dict[str, Any]:
+        from bench.verdicts import VerdictsPhase
+
+        self.revyl.set_latency(self.settings.latency)
+        phase = VerdictsPhase(
+            revyl_url=self.revyl.url,
+            revyl_stats=self.revyl.stats,
+            served=lambda name, env: self._served(name, "main.py", "relay_webhook", env),
+            base_env={
+                "RELAY_SECRET_MANAGER_ENDPOINT": self.secret_manager.url,
+                "GOOGLE_CLOUD_PROJECT": PROJECT,
+            },
+            workdir=self.workdir,
+            webhooks=self.settings.overhead_webhooks,
+            latency=self.settings.latency,
+        )
+        result = phase.run()
+        self._sent(phase.sent)
+        return result
+
     # the run ----------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -419,8 +459,10 @@ class Bench:
                 floor.stop()
             say.phase("memory", f"{settings.memory_webhooks} webhooks to a fresh relay and floor")
             results["memory"] = self.memory()
-            say.phase("cold start", f"{settings.cold_starts} starts x 3 functions")
+            say.phase("cold start", f"{settings.cold_starts} starts x 4 functions")
             results["cold_start"] = self.cold_start()
+            say.phase("verdicts", f"{settings.overhead_webhooks} webhooks x verdicts on and off")
+            results["verdicts"] = self.verdicts()
             self.counts.execute_calls_seen = self.revyl.stats()["started"]
         finally:
             self.stop_fakes()
@@ -518,6 +560,15 @@ def judge(results: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
     check("overhead p99 (ms)", over["relay"]["p99_ms"], "<= 25", over["relay"]["p99_ms"] <= 25)
     ratio = results["throughput"]["ratio_to_floor"]
     check("throughput / floor", ratio, ">= 0.7", ratio >= 0.7)
+    verdicts = results["verdicts"]
+    check(
+        "verdicts on: added p50 (ms)",
+        verdicts["added_p50_ms"],
+        "<= 5",
+        verdicts["added_p50_ms"] <= 5,
+    )
+    ratio = results["cold_start"]["ratio_to_floor_secrets"]
+    check("cold start / floor with Secret Manager", ratio, "<= 1.25", ratio <= 1.25)
     ratio = results["cold_start"]["ratio_to_floor"]
     check("cold start / floor", ratio, "<= 1.5", ratio <= 1.5)
     relay_mem = results["memory"]["relay"]
@@ -585,6 +636,10 @@ def table(results: dict[str, Any]) -> str:
         f"ratio {cold['ratio_to_floor']:.2f}"
     )
     add(
+        f"   floor reading its secrets through the Secret Manager client "
+        f"{cold['floor_secrets_ms']:.0f} ms   relay / it {cold['ratio_to_floor_secrets']:.2f}"
+    )
+    add(
         f"   relay with secrets in env vars (no Secret Manager client) "
         f"{cold['relay_env_secrets_ms']:.0f} ms   "
         f"ratio {cold['relay_env_secrets_ratio_to_floor']:.2f}"
@@ -613,6 +668,22 @@ def table(results: dict[str, Any]) -> str:
         f"6. Secret Manager calls per 1000 warm webhooks: "
         f"{mem['secret_manager_calls_per_1000_warm']}"
         f" (cold starts fetched {results['counts']['secret_manager_calls_cold']})"
+    )
+    ver = results["verdicts"]
+    add("")
+    add(
+        f"7. verdicts on Cloud Tasks (fake, loopback) vs off, both on the Firestore emulator: "
+        f"{ver['webhooks']} webhooks each"
+    )
+    add(
+        f"   p50 - L: off {ver['off_p50_ms']:.2f} ms   on {ver['on_p50_ms']:.2f} ms   "
+        f"added {ver['added_p50_ms']:+.2f} ms"
+    )
+    add(
+        f"   per run (1 test per check, poll every {ver['poll_seconds']} s): tasks created "
+        f"{ver['tasks_created_per_run']}, dispatched {ver['task_dispatches_per_run']}, Revyl "
+        f"status calls {ver['revyl_status_calls_per_run']}; messages {ver['messages_delivered']}"
+        f" for {ver['checks']} checks"
     )
     add("")
     add("targets")

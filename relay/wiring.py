@@ -1,35 +1,32 @@
 """Assembles the relay from the config and the environment: the adapters it talks through,
-the listeners and hooks registered on it, the task queue its later work goes to."""
+the listeners and hooks registered on it, the task queue its later work goes to.
+
+What a config does not ask for is not imported (Slack's commands, the verdicts' follower and
+targets, Cloud Tasks, Firestore): a cold start loads only what the relay will run.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from relay.chatops import SlashCommands
 from relay.config import DedupSettings, RelayConfig, token_is_set
 from relay.pipeline import Relay
-from relay.reports import build_target
-from relay.reports.base import ReportTarget, origin_target_name
-from relay.reports.slack import SlashCommandReply, SlashCommandReplySettings
 from relay.revyl.client import RequestsRevylClient
 from relay.secrets import ENDPOINT_VARIABLE, SecretManagerBackend, Secrets
-from relay.sources.slack import SlackSource
 from relay.startup import check_startup, dry_run_hint, project_id
 from relay.stores import EventStore
-from relay.stores.checks import CheckStore, MemoryCheckStore
-from relay.stores.firestore import FirestoreEventStore
-from relay.stores.firestore_checks import FirestoreCheckStore
 from relay.stores.journaled import JournaledEventStore
 from relay.stores.memory import MemoryEventStore
-from relay.tasks import TaskQueue
-from relay.tasks.cloud import ENDPOINT_VARIABLE as TASKS_ENDPOINT_VARIABLE
-from relay.tasks.cloud import CloudTasksQueue
+from relay.tasks import Task, TaskQueue
 from relay.tasks.local import LocalTaskQueue
-from relay.tasks.oidc import CERTS_URL_VARIABLE, GOOGLE_CERTS_URL, OidcVerifier
-from relay.verdicts.follower import Follower
+
+if TYPE_CHECKING:
+    from relay.reports.base import ReportTarget
+    from relay.stores.checks import CheckStore
 
 log = logging.getLogger("relay")
 
@@ -50,6 +47,8 @@ def secrets_for(
 def build_store(settings: DedupSettings, project: str | None) -> EventStore:
     """The store `dedup:` asks for; Firestore (and its client library) only when asked."""
     if settings.store == "firestore":
+        from relay.stores.firestore import FirestoreEventStore
+
         return JournaledEventStore(FirestoreEventStore(settings, project))
     return MemoryEventStore(settings.lease_seconds)
 
@@ -61,6 +60,8 @@ class Service:
 
     relay: Relay
     tasks: TaskQueue
+    # a task request coming back over HTTP (Cloud Tasks); None: the edge has no task endpoint
+    receive_task: Callable[[Mapping[str, str], bytes], Task] | None = None
 
 
 def build_relay(config: RelayConfig, environ: Mapping[str, str] = os.environ) -> Relay:
@@ -85,18 +86,26 @@ def build_service(config: RelayConfig, environ: Mapping[str, str] = os.environ) 
         dry_run=dry_run,
     )
     tasks = build_task_queue(config, environ)
-    assemble(relay, tasks, build_check_store(config.dedup, events))
-    return Service(relay, tasks)
+    checks = build_check_store(config.dedup, events) if config.verdicts is not None else None
+    assemble(relay, tasks, checks)
+    return Service(relay, tasks, getattr(tasks, "receive", None))
 
 
 def assemble(relay: Relay, tasks: TaskQueue, checks: CheckStore | None = None) -> Relay:
     """What a relay does besides routing builds, registered on it as bolt registers listeners
     on its app: each Slack source's slash commands, and (with `verdicts:`) the follower of
     the runs it starts."""
-    for name, source in relay.sources.items():
-        if isinstance(source, SlackSource):
+    slack = [name for name, source in relay.sources.items() if source.type == "slack"]
+    if slack:
+        from relay.chatops import SlashCommands
+
+        for name in slack:
             relay.listen(name, SlashCommands(name, relay, tasks).respond)
     if relay.config.verdicts is not None:
+        from relay.reports import build_target
+        from relay.stores.checks import MemoryCheckStore
+        from relay.verdicts.follower import Follower
+
         targets = {
             name: build_target(name, settings, relay.secrets)
             for name, settings in relay.config.reports.items()
@@ -117,6 +126,10 @@ def assemble(relay: Relay, tasks: TaskQueue, checks: CheckStore | None = None) -
 def command_reply_targets(relay: Relay) -> dict[str, ReportTarget]:
     """Each Slack source's implicit target, `@<source>`: the verdict of a check its commands
     started goes back to the command's channel."""
+    from relay.reports.base import origin_target_name
+    from relay.reports.slack import SlashCommandReply, SlashCommandReplySettings
+    from relay.sources.slack import SlackSource
+
     targets: dict[str, ReportTarget] = {}
     for name, source in relay.sources.items():
         if isinstance(source, SlackSource):
@@ -134,8 +147,14 @@ def command_reply_targets(relay: Relay) -> dict[str, ReportTarget]:
 
 def build_check_store(settings: DedupSettings, events: EventStore) -> CheckStore:
     """Checks live beside the events: Firestore (sharing its client) or this process."""
+    from relay.stores.checks import MemoryCheckStore
+
     shared = events.shared if isinstance(events, JournaledEventStore) else events
-    if isinstance(shared, FirestoreEventStore):
+    if settings.store == "firestore":
+        from relay.stores.firestore import FirestoreEventStore
+        from relay.stores.firestore_checks import FirestoreCheckStore
+
+        assert isinstance(shared, FirestoreEventStore)
         return FirestoreCheckStore(settings, shared.client)
     return MemoryCheckStore()
 
@@ -145,6 +164,10 @@ def build_task_queue(config: RelayConfig, environ: Mapping[str, str]) -> TaskQue
     verdicts = config.verdicts
     if verdicts is None or verdicts.follow == "local" or verdicts.cloud_tasks is None:
         return LocalTaskQueue()
+    from relay.tasks.cloud import ENDPOINT_VARIABLE as TASKS_ENDPOINT_VARIABLE
+    from relay.tasks.cloud import CloudTasksQueue
+    from relay.tasks.oidc import CERTS_URL_VARIABLE, GOOGLE_CERTS_URL, OidcVerifier
+
     cloud = verdicts.cloud_tasks
     verifier = OidcVerifier(
         audience=cloud.url,

@@ -21,7 +21,7 @@ def test_quick_benchmark_counts(tmp_path: Path) -> None:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -47,12 +47,17 @@ def test_quick_benchmark_counts(tmp_path: Path) -> None:
     progress = [line for line in finished.stderr.splitlines() if line.startswith("bench [")]
     phases = [line.split("] ", 1)[1].split(":", 1)[0] for line in progress[1:-1]]
     assert phases == [
-        "1/5 fan-out",
-        "2/5 overhead",
-        "3/5 throughput",
-        "4/5 memory",
-        "5/5 cold start",
+        "1/6 fan-out",
+        "2/6 overhead",
+        "3/6 throughput",
+        "4/6 memory",
+        "5/6 cold start",
+        "6/6 verdicts",
     ]
+    verdicts = results["verdicts"]
+    assert verdicts["messages_delivered"] == 2 * verdicts["checks"]  # started + finished each
+    assert verdicts["tasks_created_per_run"] >= 4  # start, two reports, at least one poll
+    assert verdicts["revyl_status_calls_per_run"] >= 1
     assert progress[-1].endswith("] done")
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from relay.config import ReportSettings
-from relay.reports.base import ReportTarget
-from relay.secrets import SecretReader
+
+# The interface is loaded with the first target, so a config without `reports:` loads none.
+if TYPE_CHECKING:
+    from relay.reports.base import ReportTarget
+    from relay.secrets import SecretReader
 
 SHARED_MODULES = frozenset({"base"})
 
@@ -27,6 +30,8 @@ def known_types() -> list[str]:
 
 
 def target_class(target_type: str) -> type[ReportTarget]:
+    from relay.reports.base import ReportTarget
+
     if target_type not in known_types():
         raise ValueError(f"unknown report type {target_type!r}; known: {', '.join(known_types())}")
     module = importlib.import_module(f"{__name__}.{target_type.replace('-', '_')}")

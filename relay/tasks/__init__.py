@@ -23,6 +23,7 @@ from typing import Any
 log = logging.getLogger("relay")
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,500}")
+TASK_PATH = "_relay/task"  # where a driver that travels over HTTP posts tasks back
 
 
 @dataclass(frozen=True)

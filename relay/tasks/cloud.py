@@ -28,13 +28,20 @@ from typing import Any
 
 from relay.config import CloudTasksSettings
 from relay.errors import BadRequest, Unavailable
-from relay.tasks import RetryLater, Task, TaskQueue, UnknownTask, envelope, from_envelope
+from relay.tasks import (
+    TASK_PATH,
+    RetryLater,
+    Task,
+    TaskQueue,
+    UnknownTask,
+    envelope,
+    from_envelope,
+)
 from relay.tasks.oidc import OidcVerifier
 
 log = logging.getLogger("relay")
 
 ENDPOINT_VARIABLE = "RELAY_CLOUD_TASKS_ENDPOINT"
-TASK_PATH = "_relay/task"
 DISPATCH_DEADLINE = 120  # seconds Cloud Tasks waits for one attempt's answer
 CREATE_TIMEOUT = 10.0
 
