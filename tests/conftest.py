@@ -1,5 +1,6 @@
 """Shared fixtures: real servers on loopback, and the relay running as production runs it.
 
+- `emulator`: the Firestore emulator (FirestoreEmulator), one per module.
 - `fake_revyl`: a FakeRevyl (token `rev_test`), one per session, reset before each test.
 - `fake_secret_manager`: a FakeSecretManager holding `revyl-api-key` = `rev_test` and the
   sample signing secrets; counts reset before each test.
@@ -19,6 +20,7 @@ import pytest
 
 from relay.sandbox.fakes.revyl import FakeRevyl
 from relay.sandbox.fakes.secret_manager import FakeSecretManager
+from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
 from tests.payloads import EAS_SECRET, GENERIC_SECRET
 from tests.support.function_process import FunctionProcess
 
@@ -29,6 +31,16 @@ SECRETS = {
     "eas-webhook-secret": EAS_SECRET,
     "ci-webhook-secret": GENERIC_SECRET,
 }
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[FirestoreEmulator]:
+    """The Firestore emulator, one per test module (a module's tests may stop and restart it)."""
+    reason = missing_reason()
+    if reason is not None:
+        pytest.fail(f"these tests need the Firestore emulator: {reason}")
+    with FirestoreEmulator() as emu:
+        yield emu
 
 
 @pytest.fixture(scope="session")

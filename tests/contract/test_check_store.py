@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -15,18 +15,8 @@ from relay.stores.checks import REPORT_LEASE, CheckStore, MemoryCheckStore
 from relay.stores.firestore import FirestoreEventStore
 from relay.stores.firestore_checks import FirestoreCheckStore
 from relay.verdicts.check import Run, new_check
-from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
 
 NewInstance = Callable[[], CheckStore]
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[FirestoreEmulator]:
-    reason = missing_reason()
-    if reason is not None:
-        pytest.fail(f"the Firestore check store needs the emulator: {reason}")
-    with FirestoreEmulator() as emu:
-        yield emu
 
 
 def _memory(request: pytest.FixtureRequest) -> NewInstance:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -20,19 +20,9 @@ from relay.stores import EventStore
 from relay.stores.firestore import FirestoreEventStore
 from relay.stores.journaled import JournaledEventStore
 from relay.stores.memory import MemoryEventStore
-from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
 
 LEASE = 540
 NewInstance = Callable[[], EventStore]
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[FirestoreEmulator]:
-    reason = missing_reason()
-    if reason is not None:
-        pytest.fail(f"the Firestore stores need the emulator: {reason}")
-    with FirestoreEmulator() as emu:
-        yield emu
 
 
 def _memory(request: pytest.FixtureRequest) -> NewInstance:

@@ -13,13 +13,11 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, EXECUTE_WORKFLOW_PATH, Delay, Hang, Status
-from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
 from tests.payloads import EAS_IOS_SIGNATURE, payload
 
 APP = "5b0d3c1e-8a4f-4f6e-9d2a-1c3b5e7f9a01"
@@ -36,15 +34,6 @@ routes:
     tests: {TESTS}
     workflows: [{WORKFLOW}]
 """
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[FirestoreEmulator]:
-    reason = missing_reason()
-    if reason is not None:
-        pytest.fail(f"these tests need the Firestore emulator: {reason}")
-    with FirestoreEmulator() as emu:
-        yield emu
 
 
 @pytest.fixture

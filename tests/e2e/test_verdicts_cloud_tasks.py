@@ -30,46 +30,19 @@ from tests.e2e.test_verdicts_local import (
     failing_second_test,
     post_build,
 )
-from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
+from tests.support.cloud import TASKS_SA, CloudDeployment, collection, on_cloud_tasks, verdicts_yaml
 from tests.support.front import RoundRobin
 
 APP = "6c1e4d2f-9b5a-4a7f-8e3b-2d4c6f8a0b12"
-TASKS_SA = "relay-tasks@demo.iam.gserviceaccount.com"
-QUEUE = "projects/demo/locations/europe-west1/queues/relay-verdicts"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[FirestoreEmulator]:
-    reason = missing_reason()
-    if reason is not None:
-        pytest.fail(f"these tests need the Firestore emulator: {reason}")
-    with FirestoreEmulator() as emu:
-        yield emu
-
-
-@dataclass
-class Deployment:
-    front: RoundRobin
-    tasks: FakeCloudTasks
-    issuer: OidcIssuer
-    receiver: WebhookReceiver
-    instances: list
-
-    @property
-    def url(self) -> str:
-        return self.front.url
-
-
-def config(front_url: str, receiver_url: str, collection: str) -> str:
-    return f"""
+def config(front_url: str, receiver_url: str) -> str:
+    return (
+        verdicts_yaml(front_url)
+        + f"""
 sources:
   eas: {{secret: {{secret: eas-webhook-secret}}}}
-dedup: {{store: firestore, collection: {collection}}}
-verdicts:
-  follow: cloud-tasks
-  poll_seconds: 1
-  give_up_seconds: 60
-  cloud_tasks: {{queue: {QUEUE}, url: "{front_url}", service_account: {TASKS_SA}}}
+dedup: {{store: firestore, collection: {collection()}}}
 reports:
   ci-hook: {{type: webhook, url: "{receiver_url}/verdicts", secret: {{env: HOOK_SECRET}}}}
 routes:
@@ -80,31 +53,45 @@ routes:
     workflows: [{W1}]
     report: [ci-hook]
 """
+    )
+
+
+@dataclass
+class Deployment:
+    cloud: CloudDeployment
+    receiver: WebhookReceiver
+
+    @property
+    def front(self) -> RoundRobin:
+        return self.cloud.front
+
+    @property
+    def tasks(self) -> FakeCloudTasks:
+        return self.cloud.tasks
+
+    @property
+    def issuer(self) -> OidcIssuer:
+        return self.cloud.issuer
+
+    @property
+    def url(self) -> str:
+        return self.cloud.url
 
 
 @pytest.fixture
 def deployment(start_relay, revyl_yaml, emulator, fake_revyl) -> Iterator[Deployment]:
-    with (
-        OidcIssuer() as issuer,
-        FakeCloudTasks(issuer, deliver_twice=1) as tasks,
-        WebhookReceiver(secret=HOOK_SECRET) as receiver,
-        RoundRobin() as front,
-    ):
-        collection = f"events-{time.monotonic_ns()}"
-        text = revyl_yaml + config(front.url, receiver.url, collection)
-        env = {
-            **emulator.env(),
-            "HOOK_SECRET": HOOK_SECRET,
-            "RELAY_CLOUD_TASKS_ENDPOINT": tasks.url,
-            "RELAY_OIDC_CERTS_URL": issuer.certs_url,
-        }
-        instances = [start_relay(text, env=env) for _ in range(2)]
-        front.backends = [instance.url for instance in instances]
-        yield Deployment(front, tasks, issuer, receiver, instances)
+    with WebhookReceiver(secret=HOOK_SECRET) as receiver:
+
+        def config_for(front_url: str) -> str:
+            return revyl_yaml + config(front_url, receiver.url)
+
+        env = {**emulator.env(), "HOOK_SECRET": HOOK_SECRET}
+        with on_cloud_tasks(start_relay, config_for, env) as cloud:
+            yield Deployment(cloud, receiver)
 
 
 def logs(deployment: Deployment) -> str:
-    return "".join(instance.log_text() for instance in deployment.instances)
+    return deployment.cloud.logs()
 
 
 def test_a_failing_test_is_reported_once_each_phase_with_tasks_delivered_twice(

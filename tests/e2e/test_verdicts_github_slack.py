@@ -9,7 +9,6 @@ runs through their lifecycle; loopback fakes of GitHub's statuses API and Slack'
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,27 +16,16 @@ import pytest
 
 from relay.sandbox.fakes.cloud_tasks import FakeCloudTasks
 from relay.sandbox.fakes.github_api import FakeGitHubApi
-from relay.sandbox.fakes.oidc import OidcIssuer
 from relay.sandbox.fakes.slack_api import FakeSlackApi
 from tests.conftest import PROJECT
-from tests.e2e.test_verdicts_cloud_tasks import QUEUE, TASKS_SA
 from tests.e2e.test_verdicts_local import T1, T2, failing_second_test, post_build
-from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
+from tests.support.cloud import collection, on_cloud_tasks, verdicts_yaml, wait_until
 from tests.support.front import RoundRobin
 
 APP = "6c1e4d2f-9b5a-4a7f-8e3b-2d4c6f8a0b12"
 SHA = "9f2c4e1a7b3d5f60812a4c6e8b0d2f4a6c8e0b1d"  # the EAS sample's gitCommitHash
 GITHUB_TOKEN, SLACK_TOKEN = "ghp_status_token_5d1c", "xoxb-bot-token-8e2a"
 CHANNEL = "C0123ABCD"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[FirestoreEmulator]:
-    reason = missing_reason()
-    if reason is not None:
-        pytest.fail(f"these tests need the Firestore emulator: {reason}")
-    with FirestoreEmulator() as emu:
-        yield emu
 
 
 @dataclass
@@ -49,16 +37,13 @@ class Deployment:
     instances: list
 
 
-def config(front_url: str, github_url: str, slack_url: str, collection: str) -> str:
-    return f"""
+def config(front_url: str, github_url: str, slack_url: str) -> str:
+    return (
+        verdicts_yaml(front_url)
+        + f"""
 sources:
   eas: {{secret: {{secret: eas-webhook-secret}}}}
-dedup: {{store: firestore, collection: {collection}}}
-verdicts:
-  follow: cloud-tasks
-  poll_seconds: 1
-  give_up_seconds: 60
-  cloud_tasks: {{queue: {QUEUE}, url: "{front_url}", service_account: {TASKS_SA}}}
+dedup: {{store: firestore, collection: {collection()}}}
 reports:
   gh:
     type: github-status
@@ -77,6 +62,7 @@ routes:
     tests: [{T1}, {T2}]
     report: [gh, team]
 """
+    )
 
 
 @pytest.fixture
@@ -89,30 +75,13 @@ def deployment(
 ) -> Iterator[Deployment]:
     fake_secret_manager.set("github-status-token", GITHUB_TOKEN, project=PROJECT)
     fake_secret_manager.set("slack-bot-token", SLACK_TOKEN, project=PROJECT)
-    with (
-        OidcIssuer() as issuer,
-        FakeCloudTasks(issuer, deliver_twice=1) as tasks,
-        FakeGitHubApi(token=GITHUB_TOKEN) as github,
-        FakeSlackApi(token=SLACK_TOKEN) as slack,
-        RoundRobin() as front,
-    ):
-        collection = f"events-{time.monotonic_ns()}"
-        text = revyl_yaml + config(front.url, github.url, slack.url, collection)
-        env = {
-            **emulator.env(),
-            "RELAY_CLOUD_TASKS_ENDPOINT": tasks.url,
-            "RELAY_OIDC_CERTS_URL": issuer.certs_url,
-        }
-        instances = [start_relay(text, env=env) for _ in range(2)]
-        front.backends = [instance.url for instance in instances]
-        yield Deployment(front, tasks, github, slack, instances)
+    with FakeGitHubApi(token=GITHUB_TOKEN) as github, FakeSlackApi(token=SLACK_TOKEN) as slack:
 
+        def config_for(front_url: str) -> str:
+            return revyl_yaml + config(front_url, github.url, slack.url)
 
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+        with on_cloud_tasks(start_relay, config_for, emulator.env()) as cloud:
+            yield Deployment(cloud.front, cloud.tasks, github, slack, cloud.instances)
 
 
 def test_a_failing_test_gets_one_status_pair_one_message_and_one_thread_reply(

@@ -11,7 +11,7 @@ import datetime
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -19,18 +19,8 @@ from relay.config import DedupSettings
 from relay.models import Execution
 from relay.stores.firestore import TTL_FIELD, FirestoreEventStore
 from relay.stores.journaled import JournaledEventStore, StoreDown
-from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
 
 LEASE = 540
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[FirestoreEmulator]:
-    reason = missing_reason()
-    if reason is not None:
-        pytest.fail(f"the Firestore tests need the emulator: {reason}")
-    with FirestoreEmulator() as emu:
-        yield emu
 
 
 @pytest.fixture
