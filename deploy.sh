@@ -24,12 +24,12 @@
 #   --min-instances N             0
 #   --cpu CPUS                    1 (Cloud Run serves several requests at once only from 1)
 #   --concurrency N               8 webhooks at once per instance (1 to 1000); also gunicorn's
-#                                 THREADS (the README's Performance section says why 8)
+#                                 THREADS (docs/performance.md says why 8)
 #   --runtime RUNTIME             python312
 #   --firestore-location LOCATION the region (or a multi-region such as eur3, nam5)
 #   --cpu-always                  after each deploy, give the function's Cloud Run service 1 vCPU
 #                                 always allocated (instance-based billing), which a Slack
-#                                 source's follow-ups need: see the README's Slack section
+#                                 source's follow-ups need: see docs/slack.md
 #   --allow-memory-store          deploy a config with dedup.store memory anyway (a trial)
 #   --allow-local-verdicts        deploy a config with verdicts.follow local anyway (a trial)
 #   --dry-run                     print every gcloud command instead of running it
@@ -606,7 +606,7 @@ done <<< "$INFO"
 if [[ $CPU_ALWAYS != 1 ]] && awk -F'\t' '$1 == "source" && $3 == "slack" { found = 1 }
     END { exit !found }' <<< "$INFO"; then
   printf '\nnote: a Slack source posts late answers after the response; for that the function\n'
-  printf '      needs CPU always allocated: deploy with --cpu-always (README: Chat-ops from Slack)\n'
+  printf '      needs CPU always allocated: deploy with --cpu-always (docs/slack.md)\n'
 fi
 if [[ $(field dry-run 2) == yes ]]; then
   printf '\nnote: the config has no revyl.token: the relay verifies and routes, starts nothing\n'

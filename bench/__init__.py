@@ -1,1 +1,1 @@
-"""The relay's benchmark: `python -m bench` (see the README's Performance section)."""
+"""The relay's benchmark: `python -m bench` (docs/performance.md)."""

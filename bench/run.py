@@ -1,4 +1,4 @@
-"""The relay's benchmark: `python -m bench` (or `python -m bench.run`); see the README.
+"""The relay's benchmark: `python -m bench` (or `python -m bench.run`); see docs/performance.md.
 
 Starts the relay as production runs it (functions-framework serving main.py), the floor
 function (bench/floor_main.py) served the same way, a fake Revyl in its own process that
@@ -536,7 +536,7 @@ def environment(load_before: tuple[float, ...], load_after: tuple[float, ...]) -
 
 
 def judge(results: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
-    """Each target of the issue, with the measured value and whether it is met."""
+    """Each target the benchmark judges (docs/performance.md): the measured value, and met?"""
     checks: list[dict[str, Any]] = []
 
     def check(name: str, value: Any, target: str, ok: bool) -> None:

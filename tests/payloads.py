@@ -1,18 +1,12 @@
-"""The shared sample deliveries (../shared/payloads) and their known-good signatures."""
+"""The sample deliveries (tests/data/payloads, the repository's own copy) and their known-good
+signatures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PAYLOADS = next(
-    (
-        p
-        for p in (REPO.parent / "shared" / "payloads", REPO / "tests" / "data" / "payloads")
-        if p.is_dir()
-    ),
-    REPO.parent / "shared" / "payloads",
-)
+PAYLOADS = REPO / "tests" / "data" / "payloads"
 
 EAS_SECRET = "test-eas-secret-0123456789"
 GENERIC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

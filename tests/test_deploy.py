@@ -375,7 +375,7 @@ def test_a_slack_source_is_told_about_cpu_always_and_gets_it_when_asked(gcloud):
     finally:
         config.unlink()
     assert plain.returncode == 0, plain.stderr
-    assert "deploy with --cpu-always (README: Chat-ops from Slack)" in plain.stdout
+    assert "deploy with --cpu-always (docs/slack.md)" in plain.stdout
     assert "no revyl.token" in plain.stdout
     assert always.returncode == 0, always.stderr
     assert "--cpu-always" not in always.stdout

@@ -8,7 +8,9 @@ sees them.
   whose top-level keys replace those of the bundled relay.yaml; a block whose info string has
   a second word (```yaml codemagic) is not a relay config and is not checked;
 - the README's first config example routes the bundled EAS sample: `simulate` triggers it;
-- `examples/post-eas-build.sh` prints a status line and the answer, pretty-printed.
+- `examples/post-eas-build.sh` prints a status line and the answer, pretty-printed;
+- docs/sources/generic.md shows `examples/post-build.sh` as it is (the script the tests run),
+  as docs/sources/codemagic.md shows `examples/codemagic.yaml` (tests/e2e/test_codemagic.py).
 
 docs/CONTRIBUTING.md states these rules for whoever writes the pages.
 """
@@ -285,3 +287,8 @@ def test_post_eas_build_prints_the_status_and_the_answer_readably(start_relay: A
     assert re.fullmatch(r"HTTP/\S+ 200 OK", status), status
     assert body.startswith('{\n  "event": "eas:'), body[:80]
     assert json.loads(body)["decision"] == "dry_run"
+
+
+def test_the_generic_page_shows_the_very_script_that_is_tested() -> None:
+    page = (REPO / "docs" / "sources" / "generic.md").read_text()
+    assert (REPO / "examples" / "post-build.sh").read_text() in page

@@ -1,8 +1,8 @@
 """Any CI that posts JSON signed the Standard Webhooks way (Codemagic, Jenkins, CircleCI, curl).
 
 Headers `webhook-id`, `webhook-timestamp` (within 5 minutes) and `webhook-signature: v1,<base64>`
-keyed with a `whsec_` secret. The body names the build directly (see `GenericBuild`, and the
-README's "generic body" section); it may be wrapped in the envelope
+keyed with a `whsec_` secret. The body names the build directly (see `GenericBuild`, and "The
+body" in docs/sources/generic.md); it may be wrapped in the envelope
 `{"type": "build.finished", "timestamp": ..., "data": {...}}`.
 """
 

@@ -2,7 +2,7 @@
 main.py, the fake Revyl and Secret Manager on loopback, and a fake `response_url` endpoint
 that records the follow-ups.
 
-Run as a script it measures the warm path instead (see the README's Slack section):
+Run as a script it measures the warm path instead (docs/slack.md, Time):
     .venv/bin/python -m tests.e2e.test_slack [--requests 200] [--revyl-latency 0.0]
 """
 

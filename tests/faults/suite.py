@@ -389,7 +389,7 @@ def timeout(world: World) -> Result:
     first = world.deliver("A", build)
     again = world.deliver("B", build)
     problems = expect([first, again], (502, "partial"), (200, "triggered"))
-    note = "ambiguous: Revyl started it but never answered; retried on redelivery (see the README)"
+    note = "ambiguous: Revyl started it but never answered; retried on redelivery"
     return Result("", [first, again], world.runs(), {**ONCE, "workflow": 2}, problems, note)
 
 

@@ -1,4 +1,4 @@
-"""The fault suite as part of the test suite: the same program the README runs."""
+"""The fault suite as part of the test suite: the same program docs/operations.md runs."""
 
 from __future__ import annotations
 
