@@ -29,24 +29,33 @@ ENDPOINT = os.environ["FLOOR_SECRET_MANAGER_ENDPOINT"]
 session = requests.Session()
 session.trust_env = False
 _secrets: dict[str, str] = {}
+_clients: list[object] = []
 _lock = threading.Lock()
 
 
-def secret(name: str) -> str:
-    """Read once, through the client library (imported on first use, as the relay does)."""
-    with _lock:
-        if name not in _secrets:
-            from google.api_core.client_options import ClientOptions
-            from google.auth.credentials import AnonymousCredentials
-            from google.cloud import secretmanager
+def _client():  # noqa: ANN202 - the client type is imported on first use
+    """One client for every read, made on first use (as the relay makes its own)."""
+    if not _clients:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import secretmanager
 
-            client = secretmanager.SecretManagerServiceClient(
+        _clients.append(
+            secretmanager.SecretManagerServiceClient(
                 transport="rest",
                 credentials=AnonymousCredentials(),
                 client_options=ClientOptions(api_endpoint=ENDPOINT),
             )
+        )
+    return _clients[0]
+
+
+def secret(name: str) -> str:
+    """Read once, through the client library."""
+    with _lock:
+        if name not in _secrets:
             path = f"projects/{PROJECT}/secrets/{name}/versions/latest"
-            _secrets[name] = client.access_secret_version(name=path).payload.data.decode()
+            _secrets[name] = _client().access_secret_version(name=path).payload.data.decode()
         return _secrets[name]
 
 
