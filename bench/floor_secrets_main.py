@@ -33,7 +33,7 @@ _clients: list[object] = []
 _lock = threading.Lock()
 
 
-def _client():  # noqa: ANN202 - the client type is imported on first use
+def _client():
     """One client for every read, made on first use (as the relay makes its own)."""
     if not _clients:
         from google.api_core.client_options import ClientOptions
