@@ -11,8 +11,8 @@ import time
 
 import requests
 
+from relay.sandbox.function_process import REPO_ROOT
 from relay.sandbox.net import LOOPBACK, free_port
-from tests.support.function_process import REPO_ROOT
 
 
 def make(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
