@@ -116,8 +116,8 @@ def banner(sandbox: Sandbox, cwd: Path) -> str:
         "fakes:",
         *(f"  {fake.label.ljust(width)}  {fake.server.url}" for fake in sandbox.fakes),
         "",
-        "Post each source's sample from another terminal, in this directory; each answers",
-        "`triggered` once (the same sample again: `duplicate`). Ctrl-C stops everything.",
+        "Post each source's sample from another terminal, in this directory: each answers",
+        "`triggered` (sent again: `duplicate`, nothing new starts). Ctrl-C stops everything.",
     ]
     for sample, command in sandbox.commands(cwd):
         lines += ["", f"# {sample.source}: {sample.what}", command]

@@ -230,6 +230,7 @@ class Sample:
     file: str  # a bundled sample's name, or SLACK_FILE
     what: str
     secret_env: str
+    options: tuple[str, ...] = ()
 
     def path(self, workdir: Path) -> Path:
         return workdir / self.file if self.file == SLACK_FILE else SAMPLES_DIR / self.file
@@ -237,7 +238,14 @@ class Sample:
 
 SAMPLES = (
     Sample("eas", "eas-build-finished-android.json", "an Android build", "EAS_WEBHOOK_SECRET"),
-    Sample("ci", "standard-webhooks-build-finished.json", "any CI's build", "CI_WEBHOOK_SECRET"),
+    Sample(
+        "ci",
+        "standard-webhooks-build-finished.json",
+        "any CI's build",
+        "CI_WEBHOOK_SECRET",
+        # the event is the webhook-id: a fixed one makes a second send a retry (`duplicate`)
+        ("--delivery-id", "msg_sandbox_ci_build_187"),
+    ),
     Sample("github", "github-release-published.json", "a release", "GITHUB_WEBHOOK_SECRET"),
     Sample(
         "github", "github-workflow-run-completed.json", "a workflow run", "GITHUB_WEBHOOK_SECRET"
@@ -287,6 +295,7 @@ def send_command(
         shown(config, cwd),
         "--url",
         relay_url,
+        *sample.options,
     ]
     secret = f"{sample.secret_env}={shlex.quote(SECRETS[sample.secret_env])}"
     return f"{secret} {shlex.join(argv)}"

@@ -1,7 +1,7 @@
 """`python -m relay sandbox` as a new user meets it: started as a subprocess, every `send`
 command it prints run exactly as printed (a shell line, from the repository), each answered
-`triggered` (Slack: the relay's in-channel reply), every route's verdict reported to the fake
-webhook, then SIGINT stops the relay and every fake."""
+`triggered` (Slack: the relay's in-channel reply) and, sent again, `duplicate`; every route's
+verdict reported to the fake webhook; then SIGINT stops the relay and every fake."""
 
 from __future__ import annotations
 
@@ -135,6 +135,14 @@ def test_every_printed_command_triggers_and_sigint_stops_everything(sandbox):
         else:
             assert answer["decision"] == "triggered", (command, answer)
             assert all(e["outcome"] == "started" for e in answer["executions"]), answer
+
+    for command in banner.commands:  # as the banner says: sent again, nothing new starts
+        status, answer = send(command)
+        assert status == "200 OK", (command, answer)
+        if " send slack " in command:
+            assert "already ran ios-smoke" in answer["text"], answer
+        else:
+            assert answer["decision"] == "duplicate", (command, answer)
 
     for route in ROUTES:  # the fake Revyl passes every run on its second poll
         sandbox.wait_for(f"verdict webhook: POST /verdicts -> 200  check.finished {route}: passed")

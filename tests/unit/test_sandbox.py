@@ -74,6 +74,7 @@ def test_a_command_sets_the_secret_it_signs_with_and_shows_paths_from_here(tmp_p
         ".venv/bin/python", "-m", "relay", "send", "ci",
         "tests/data/payloads/standard-webhooks-build-finished.json",
         "--config", str(tmp_path / "relay.yaml"), "--url", "http://127.0.0.1:8080",
+        "--delivery-id", "msg_sandbox_ci_build_187",
     ]  # fmt: skip
 
 
