@@ -28,8 +28,6 @@ from relay.sandbox.net import LOOPBACK, free_port
 from relay.sandbox.stage import Sandbox
 
 POLL_SECONDS = 0.2
-
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal closed
 
 
@@ -49,10 +47,11 @@ def run(args: argparse.Namespace) -> int:
     with stop_signals(), workdir(args.dir) as folder:
         sandbox = Sandbox(folder, port=port)
         try:
+            print(f"relay sandbox: starting the fakes, then the relay on port {port}…")
             sandbox.start()
-            print(banner(sandbox, Path.cwd()))
             if args.print_config:
-                print(f"--- {sandbox.config_path}\n{sandbox.config_path.read_text()}---\n")
+                print(f"--- {sandbox.config_path}\n{sandbox.config_path.read_text()}---")
+            print(banner(sandbox, Path.cwd()))
             watch(sandbox)
         except Stop:
             pass

@@ -93,8 +93,8 @@ CONFIG = Template("""\
 # The relay sandbox (python -m relay sandbox, docs/sandbox.md): every source type, each one's
 # build system API a fake on loopback, the fake Revyl, and a Standard Webhooks receiver for the
 # verdicts. The secrets are the sandbox's own, in the relay's environment ({env: ...}).
-revyl:
-  api_url: $revyl          # the fake Revyl: runs start there and pass on their second poll
+revyl:                   # the fake Revyl: runs start there and pass on their second poll
+  api_url: $revyl
   token: {env: REVYL_API_KEY}
 
 sources:
