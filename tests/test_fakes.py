@@ -75,8 +75,8 @@ def test_the_runtime_never_imports_the_sandbox():
     relay = REPO_ROOT / "relay"
     importers = []
     for source in [REPO_ROOT / "main.py", *relay.rglob("*.py")]:
-        if (relay / "sandbox") in source.parents:
-            continue
+        if (relay / "sandbox") in source.parents or (relay / "cli") in source.parents:
+            continue  # the sandbox itself, and `python -m relay sandbox` (an operator tool)
         for node in ast.walk(ast.parse(source.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom):
