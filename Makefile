@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8080
 EMULATOR := tests/emulator/node_modules/.installed
 
-.PHONY: help run check test lint format bench faults clean
+.PHONY: help run sandbox check test lint format bench faults clean
 .DEFAULT_GOAL := help
 
 ## This list: each target and what it does.
@@ -33,6 +33,15 @@ run: $(VENV)/.installed
 	@echo "make run: the relay on http://127.0.0.1:$(PORT): POST a webhook to /<source> (e.g. /eas), GET /healthz; Ctrl-C stops it"
 	@set -a && . examples/local.env && set +a && \
 	$(PY) -m functions_framework --target relay_webhook --source main.py --host 127.0.0.1 --port $(PORT)
+
+## Every source working on loopback, without any account (docs/sandbox.md): the relay on
+## http://127.0.0.1:$(PORT) with fakes of Revyl and of each build system, and the
+## `python -m relay send` command that posts each source's sample. Ctrl-C stops it all.
+sandbox: $(VENV)/.installed
+	@$(PY) -c 'import socket; socket.create_server(("127.0.0.1", $(PORT)))' 2>/dev/null || { \
+	  echo "make sandbox: port $(PORT) is in use (another relay?); pick another: PORT=$$(($(PORT) + 1)) make sandbox" >&2; \
+	  exit 1; }
+	@$(PY) -m relay sandbox --port $(PORT)
 
 ## Check relay.yaml as `make run` serves it, with examples/local.env: python -m relay check
 ## --secrets (exit 1 if the relay would not start or a secret cannot be read).

@@ -1,4 +1,4 @@
-"""`python -m relay`: the operator tools (check, simulate, send). See `relay.cli`."""
+"""`python -m relay`: the operator tools (check, simulate, send, sandbox). See `relay.cli`."""
 
 from relay.cli import main
 

@@ -20,9 +20,9 @@ import pytest
 
 from relay.sandbox.fakes.revyl import FakeRevyl
 from relay.sandbox.fakes.secret_manager import FakeSecretManager
+from relay.sandbox.function_process import FunctionProcess
 from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
 from tests.payloads import EAS_SECRET, GENERIC_SECRET
-from tests.support.function_process import FunctionProcess
 
 REVYL_TOKEN = "rev_test_token_7f3a9c"
 PROJECT = "demo"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.run import COUNTS_WRONG, TARGET_MISSED, exit_code
-from tests.support.function_process import REPO_ROOT
+from relay.sandbox.function_process import REPO_ROOT
 
 
 def test_quick_benchmark_counts(tmp_path: Path) -> None:

@@ -44,9 +44,9 @@ from relay.sandbox.fakes.secret_manager import FakeSecretManager, crc32c
 from relay.sandbox.fakes.slack_api import FakeSlackApi
 from relay.sandbox.fakes.slack_response_url import FakeSlackResponseUrl
 from relay.sandbox.fakes.webhook_receiver import WebhookReceiver
+from relay.sandbox.function_process import REPO_ROOT, FunctionProcess, FunctionProcessError
 from relay.signatures import sign_standard_webhook
 from tests.fakes.firestore_emulator import FirestoreEmulator, missing_reason
-from tests.support.function_process import REPO_ROOT, FunctionProcess, FunctionProcessError
 
 APP = "6f1c2a5e-0000-4000-8000-000000000001"
 SECRET = "projects/demo/secrets/revyl-api-key/versions/latest"
@@ -75,8 +75,8 @@ def test_the_runtime_never_imports_the_sandbox():
     relay = REPO_ROOT / "relay"
     importers = []
     for source in [REPO_ROOT / "main.py", *relay.rglob("*.py")]:
-        if (relay / "sandbox") in source.parents:
-            continue
+        if (relay / "sandbox") in source.parents or (relay / "cli") in source.parents:
+            continue  # the sandbox itself, and `python -m relay sandbox` (an operator tool)
         for node in ast.walk(ast.parse(source.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom):

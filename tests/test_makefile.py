@@ -11,8 +11,8 @@ import time
 
 import requests
 
+from relay.sandbox.function_process import REPO_ROOT
 from relay.sandbox.net import LOOPBACK, free_port
-from tests.support.function_process import REPO_ROOT
 
 
 def make(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -30,7 +30,9 @@ def test_make_help_lists_every_target_with_what_it_does():
     done = make("help")
     assert done.returncode == 0
     targets = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("make ")]
-    assert targets == ["help", "run", "check", "test", "faults", "bench", "lint", "format", "clean"]
+    assert targets == [
+        "help", "run", "sandbox", "check", "test", "faults", "bench", "lint", "format", "clean",
+    ]  # fmt: skip
     assert "make run     The relay on http://127.0.0.1:8080" in done.stdout
     assert make().stdout == done.stdout  # a bare `make` is the help
 

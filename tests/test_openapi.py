@@ -38,6 +38,7 @@ from relay.errors import RelayError
 from relay.models import Build, Execution, RelayResponse
 from relay.plugins import parse_config
 from relay.sandbox.fakes.revyl import EXECUTE_TEST_PATH, Delay, Status
+from relay.sandbox.function_process import FunctionProcess
 from relay.sandbox.net import closed_port_url
 from relay.sources import build_source
 from tests.payloads import (
@@ -48,7 +49,6 @@ from tests.payloads import (
     GENERIC_SECRET,
     payload,
 )
-from tests.support.function_process import FunctionProcess
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_PATH = REPO / "openapi.yaml"

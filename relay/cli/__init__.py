@@ -2,7 +2,8 @@
 
 - `check`: validate a config and show its sources and routes (`--secrets`: can each be read?);
 - `simulate`: run a payload through parsing and routing, offline, and show every Revyl call;
-- `send`: sign a payload the way its source does and post it to a running relay.
+- `send`: sign a payload the way its source does and post it to a running relay;
+- `sandbox`: the relay with fakes of Revyl and of every build system, and a `send` per source.
 
 Each command imports what it needs when it runs, so `--help` stays instant. A user mistake
 (a bad config, a missing file, an unknown source) is one line on stderr and exit 1, never a
@@ -46,6 +47,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _send(args: argparse.Namespace) -> int:
     from relay.cli.send import run
+
+    return run(args)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from relay.cli.sandbox import run
 
     return run(args)
 
@@ -161,6 +168,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(send)
     send.set_defaults(run=_send)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the relay against fakes of Revyl and every build system, on loopback",
+        description="Start fakes of Revyl, of the GitHub, Bitrise, Codemagic and App Store "
+        "Connect APIs, of Slack's response_url and a verdict webhook receiver, then the relay "
+        "(functions-framework serving main.py) on a config wired to them. Print their URLs and, "
+        "for each source, the `python -m relay send` command that posts its sample; then what "
+        "the fakes receive, until Ctrl-C. No account or network needed (docs/sandbox.md).",
+    )
+    sandbox.add_argument(
+        "--port", type=int, default=8080, help="the relay's port (default 8080; 0: any free one)"
+    )
+    sandbox.add_argument(
+        "--dir",
+        metavar="DIR",
+        type=Path,
+        help="write the config, the Slack command and the relay's log here and keep them "
+        "(default: a temporary folder, removed on exit)",
+    )
+    sandbox.add_argument(
+        "--print-config", action="store_true", help="also print the generated config"
+    )
+    sandbox.set_defaults(run=_sandbox)
 
     # For deploy.sh: the config's sources, secrets and store as tab-separated lines.
     info = commands.add_parser("deploy-info")

@@ -12,10 +12,10 @@ import requests
 from relay.plugins import parse_config
 from relay.sandbox.fakes._http import Reply, json_reply
 from relay.sandbox.fakes.bitrise_api import TOKEN, FakeBitrise, artifact
+from relay.sandbox.function_process import FunctionProcessError
 from relay.sources import build_source
 from tests.conftest import PROJECT, REVYL_TOKEN
 from tests.payloads import payload
-from tests.support.function_process import FunctionProcessError
 
 SECRET = "test-bitrise-secret"
 SAMPLE = "bitrise-build-finished.json"

@@ -17,9 +17,9 @@ import yaml
 
 from relay.sandbox.fakes._http import FakeHTTPServer, RecordedCall, Reply, json_reply
 from relay.sandbox.fakes.codemagic_api import FakeCodemagicApi
+from relay.sandbox.function_process import FunctionProcessError
 from relay.signatures import standard_webhook_signature, verify_standard_webhook
 from tests.conftest import PROJECT, REVYL_TOKEN, relay_process, revyl_block
-from tests.support.function_process import FunctionProcessError
 
 REPO = Path(__file__).resolve().parents[2]
 SNIPPET = REPO / "examples" / "codemagic.yaml"

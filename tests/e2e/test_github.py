@@ -12,10 +12,10 @@ import requests
 
 from relay.sandbox.fakes._http import Reply, json_reply
 from relay.sandbox.fakes.github_api import FakeGitHubApi
+from relay.sandbox.function_process import FunctionProcessError
 from relay.signatures import hmac_hex
 from tests.conftest import PROJECT, REVYL_TOKEN, relay_process, revyl_block
 from tests.payloads import payload
-from tests.support.function_process import FunctionProcessError
 
 SECRET = "test-github-secret"
 GITHUB_TOKEN = "ghp_e2e_7Hq2xYk0"

@@ -36,6 +36,7 @@ from relay.errors import BadRequest, Unauthorized
 from relay.plugins import typed_sources
 from relay.revyl.sansio import MAX_HEADER_VALUE
 from relay.sandbox.fakes.revyl import FakeRevyl, Status
+from relay.sandbox.function_process import FunctionProcess
 from relay.sandbox.net import closed_port_url
 from relay.signatures import sign_hex_hmac
 from relay.sources import Delivery, build_source, known_types, settings_model
@@ -43,7 +44,6 @@ from relay.sources.generic import MAX_TEST_IDS
 from relay.sources.payload import MAX_JSON_DEPTH
 from tests.conftest import REVYL_TOKEN
 from tests.payloads import PAYLOADS
-from tests.support.function_process import FunctionProcess
 
 SECRET = "hostile-signing-secret-0123456789"
 DUMMY = "hostile-dummy-value"

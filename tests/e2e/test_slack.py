@@ -32,9 +32,9 @@ from relay.sandbox.fakes.revyl import (
 )
 from relay.sandbox.fakes.secret_manager import FakeSecretManager
 from relay.sandbox.fakes.slack_response_url import FakeSlackResponseUrl
+from relay.sandbox.function_process import FunctionProcess
 from relay.sources.slack import SlackSettings, SlackSource
 from tests.conftest import PROJECT, REVYL_TOKEN, SECRETS
-from tests.support.function_process import FunctionProcess
 
 SIGNING_SECRET = "slack-signing-secret-4d1f0a9b7c"
 APP = "5b0d3c1e-8a4f-4f6e-9d2a-1c3b5e7f9a01"

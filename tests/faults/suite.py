@@ -44,11 +44,11 @@ from relay.sandbox.fakes.revyl import (
     Trickle,
 )
 from relay.sandbox.fakes.secret_manager import FakeSecretManager
+from relay.sandbox.function_process import FunctionProcess
 from relay.signatures import hmac_hex, standard_webhook_signature
 from relay.stores.firestore import document_id
 from tests.fakes.firestore_emulator import FirestoreEmulator
 from tests.payloads import EAS_SECRET, GENERIC_SECRET, payload
-from tests.support.function_process import FunctionProcess
 
 TOKEN = "rev_fault_suite_token_5c1d"
 APP = "5b0d3c1e-8a4f-4f6e-9d2a-1c3b5e7f9a01"

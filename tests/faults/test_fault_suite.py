@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.support.function_process import REPO_ROOT
+from relay.sandbox.function_process import REPO_ROOT
 
 
 def test_every_fault_scenario_keeps_exactly_one_run_per_target():
