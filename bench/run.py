@@ -568,9 +568,9 @@ def judge(results: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
         verdicts["added_p50_ms"] <= 5,
     )
     ratio = results["cold_start"]["ratio_to_floor_secrets"]
+    # Judged against the floor that loads the Secret Manager client the relay cannot do without;
+    # the bare floor's ratio is shown for context, not judged.
     check("cold start / floor with Secret Manager", ratio, "<= 1.25", ratio <= 1.25)
-    ratio = results["cold_start"]["ratio_to_floor"]
-    check("cold start / floor", ratio, "<= 1.5", ratio <= 1.5)
     relay_mem = results["memory"]["relay"]
     peak = relay_mem["at_end"]["instance_peak_mb"]
     check("peak memory of the instance (MB)", peak, "<= 120", peak <= 120)

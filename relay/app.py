@@ -15,7 +15,6 @@ import gc
 # collection: the collector is off until they are frozen below (~80 ms of a cold start).
 gc.disable()
 
-import json
 import logging
 import os
 import sys
@@ -27,7 +26,7 @@ import flask
 from relay import answers
 from relay.answers import Answer
 from relay.errors import BadRequest, ConfigError, MethodNotAllowed, PayloadTooLarge, RelayError
-from relay.jsontext import readable
+from relay.jsontext import dumps
 from relay.logs import scrub, setup_logging, trace_context, trace_from_header
 from relay.pipeline import Relay
 from relay.plugins import load_config
@@ -123,7 +122,7 @@ def encode(answer: Answer) -> str:
         data: Any = answer.reply
     else:
         data = answer.body.model_dump(mode="json", exclude_none=True)
-    return scrub(json.dumps(readable(data), ensure_ascii=False, separators=(",", ":")))
+    return scrub(dumps(data))
 
 
 def delivery_id(relay: Relay, request: flask.Request) -> str | None:

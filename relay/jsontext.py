@@ -1,7 +1,7 @@
 """JSON read safely, pure: a depth limit, and strings any answer, log line or header can hold.
 
 Every JSON document the relay reads (a payload, a build system's or Revyl's answer) goes through
-`read_json`, and every answer it writes through `readable`.
+`read_json`, and every answer it writes through `dumps`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 
 MAX_JSON_DEPTH = 64
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # JSON's escape of U+D800-U+DFFF
+RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")  # their bytes, as "surrogatepass" writes them
 
 
 def read_json(body: bytes) -> Any:
@@ -21,7 +23,29 @@ def read_json(body: bytes) -> Any:
         data = json.loads(body)
     except RecursionError:  # past ~1,000 levels the parser itself gives up
         raise TooDeep from None
-    return readable(data)
+    return data if plainly_readable(body) else readable(data)
+
+
+def plainly_readable(body: bytes | str) -> bool:
+    """True when `body` can hold no lone surrogate and cannot nest past MAX_JSON_DEPTH, so its
+    parse needs no walk: no `\\uD800`-`\\uDFFF` escape, no raw surrogate bytes (json decodes
+    bytes with "surrogatepass"), and fewer brackets than the levels allowed. All of it is
+    counted in C: what nearly every payload takes."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if raw.count(b"{") + raw.count(b"[") >= MAX_JSON_DEPTH:
+        return False
+    return SURROGATE_ESCAPE.search(raw) is None and RAW_SURROGATE.search(raw) is None
+
+
+def dumps(value: Any) -> str:
+    """`value` as compact JSON text any UTF-8 stream can hold: made `readable` only when it
+    carries a string UTF-8 cannot encode (a lone surrogate from a payload)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(readable(value), ensure_ascii=False, separators=(",", ":"))
+    return text
 
 
 class TooDeep(ValueError):

@@ -92,7 +92,9 @@ def header_value(value: str) -> str:
     """A payload value made safe for a header: control characters (CR, LF, NUL...) removed, cut
     to MAX_HEADER_VALUE characters (a signed payload may name a 100 KB branch). Non-ASCII text
     stays; the client sends it as UTF-8, as Revyl's own CLI does."""
-    return "".join(c for c in value if c.isprintable()).strip()[:MAX_HEADER_VALUE].strip()
+    if not value.isprintable():
+        value = "".join(c for c in value if c.isprintable())
+    return value.strip()[:MAX_HEADER_VALUE].strip()
 
 
 def build_metadata(build: Build) -> dict[str, Any]:
