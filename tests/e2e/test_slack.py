@@ -384,6 +384,9 @@ def test_a_slow_revyl_gets_an_immediate_answer_and_the_links_follow(hasty_relay,
     )
     (started,) = execution_ids(follow_up)
     assert fake_revyl.execution(started)["request"]["test_id"] == ANDROID_TEST
+    deadline = time.monotonic() + 10  # the relay logs the post once Slack has answered it
+    while "follow-up posted" not in hasty_relay.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "follow-up posted" in hasty_relay.log_text()
 
 
