@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from relay.jsontext import read_json
 from relay.models import Build
+from relay.text import cut
 
 EXECUTE_TEST = "/api/v1/execution/api/execute_test_id_async"
 EXECUTE_WORKFLOW = "/api/v1/execution/api/execute_workflow_id_async"
@@ -24,6 +25,7 @@ TEST_STATUS = "/api/v1/tests/get_test_execution_task"
 WORKFLOW_STATUS = "/api/v1/workflows/status/{task_id}"
 PLATFORM_KEYS = {"ios": "ios_build", "android": "android_build"}
 MAX_HEADER_VALUE = 256  # characters of one X-CI-* value: a commit, branch or URL fits
+MAX_ERROR_MESSAGE = 500  # characters of Revyl's error text kept
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,8 @@ def report_url(app_url: str, kind: Literal["test", "workflow"], task_id: str) ->
 
 
 def error_message(body: bytes) -> str:
-    """Revyl's own words from an error body, whatever its shape."""
+    """Revyl's own words from an error body, whatever its shape, in at most MAX_ERROR_MESSAGE
+    characters (they travel into answers, logs and reports)."""
     try:
         data = read_json(body)
     except ValueError:
@@ -183,8 +186,8 @@ def error_message(body: bytes) -> str:
     if isinstance(data, dict):
         for key in ("detail", "message", "error", "errors"):
             if key in data:
-                return _flatten(data[key])
-    return _flatten(data)
+                return cut(_flatten(data[key]), MAX_ERROR_MESSAGE)
+    return cut(_flatten(data), MAX_ERROR_MESSAGE)
 
 
 def _flatten(value: Any) -> str:

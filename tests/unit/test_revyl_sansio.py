@@ -1,5 +1,7 @@
 """Revyl requests as data, answers as data or typed exceptions."""
 
+import json
+
 import pytest
 
 from relay.models import Build
@@ -205,3 +207,10 @@ def test_revyls_answers_are_read_with_readable_strings():
         sansio.decipher_response(200, {}, b"[" * 5000 + b"]" * 5000, 0)
     with pytest.raises(Refused, match="bad \ufffd"):
         sansio.decipher_response(422, {}, b'{"detail": "bad \\ud800"}', 0)
+
+
+def test_revyls_error_text_is_capped_wherever_it_travels():
+    body = json.dumps({"detail": "x" * 2_000_000}).encode()
+    message = sansio.error_message(body)
+    assert len(message) <= sansio.MAX_ERROR_MESSAGE
+    assert message.endswith("more characters]")
