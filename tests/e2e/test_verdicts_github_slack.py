@@ -118,6 +118,7 @@ def test_a_failing_test_gets_one_status_pair_one_message_and_one_thread_reply(
     (update,) = slack.calls_to("chat.update")
     assert (len(top), len(threaded)) == (1, 1)
     assert update.json["ts"] == message["ts"] == threaded[0].json["thread_ts"]
+    message = slack.message(CHANNEL, message["ts"])  # as it reads now (read above before all ran)
     assert message["text"].startswith("android-e2e failed: 1 of 2 passed")  # as updated
     assert ":x: *android-e2e* failed" in str(message["blocks"])
     (reply,) = slack.replies(CHANNEL, message["ts"])
