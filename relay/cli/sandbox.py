@@ -24,7 +24,7 @@ from types import FrameType
 
 from relay.cli.common import CliError
 from relay.sandbox.function_process import FunctionProcessError
-from relay.sandbox.net import LOOPBACK, free_port
+from relay.sandbox.net import LOOPBACK
 from relay.sandbox.stage import Sandbox
 
 POLL_SECONDS = 0.2
@@ -38,8 +38,8 @@ class Stop(Exception):
 def run(args: argparse.Namespace) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # a reader of the pipe sees each line
-    port = args.port or free_port()
-    if not port_is_free(port):
+    port = args.port or None  # 0: any free port, picked as the relay starts (it retries)
+    if port is not None and not port_is_free(port):
         raise CliError(
             f"port {port} is in use (another relay or sandbox?); pick another: "
             f"python -m relay sandbox --port {port + 1}"
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     with stop_signals(), workdir(args.dir) as folder:
         sandbox = Sandbox(folder, port=port)
         try:
-            print(f"relay sandbox: starting the fakes, then the relay on port {port}…")
+            where = f"on port {port}" if port else "on a free port"
+            print(f"relay sandbox: starting the fakes, then the relay {where}…")
             sandbox.start()
             if args.print_config:
                 print(f"--- {sandbox.config_path}\n{sandbox.config_path.read_text()}---")

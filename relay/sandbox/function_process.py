@@ -31,6 +31,13 @@ class FunctionProcessError(RuntimeError):
     pass
 
 
+class PortTaken(FunctionProcessError):
+    """Another process answers on the port this one was to listen on."""
+
+
+START_ATTEMPTS = 3
+
+
 class FunctionProcess(Service):
     def __init__(
         self,
@@ -94,10 +101,23 @@ class FunctionProcess(Service):
     # --- lifecycle -------------------------------------------------------------------
 
     def start(self) -> Self:
+        """Start the process and wait until it answers. A port picked here may be taken by
+        another process between the pick and the bind (tests run in parallel): then it is
+        started again on another port."""
         if self._proc is not None and self._proc.poll() is None:
             return self
-        if self._port is None:
-            self._port = free_port()
+        chosen = self._port is not None
+        for attempt in range(1, START_ATTEMPTS + 1):
+            if not chosen:
+                self._port = free_port()
+            try:
+                return self._start_once()
+            except PortTaken:
+                if chosen or attempt == START_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> Self:
         if self._log_path is None:
             fd, name = tempfile.mkstemp(prefix=f"function-{self._port}-", suffix=".log")
             os.close(fd)
@@ -161,8 +181,11 @@ class FunctionProcess(Service):
         while time.monotonic() < deadline:
             self._raise_if_exited()
             if port_accepts(LOOPBACK, self.port):
-                self.health_status = self._probe()
-                if self.health_status is not None:
+                probed = self._probe()
+                if probed is not None:
+                    self.health_status, body = probed
+                    if self.health_path == "/healthz" and b'"dry_run"' not in body:
+                        raise PortTaken(f"port {self.port} answers, but not as the relay")
                     return
             time.sleep(0.05)
         raise FunctionProcessError(
@@ -178,11 +201,12 @@ class FunctionProcess(Service):
                 f"function process exited with {code} during startup; log:\n{self.log_text()}"
             )
 
-    def _probe(self) -> int | None:
+    def _probe(self) -> tuple[int, bytes] | None:
         conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=2)
         try:
             conn.request("GET", self.health_path)
-            return conn.getresponse().status
+            answer = conn.getresponse()
+            return answer.status, answer.read()
         except (OSError, http.client.HTTPException):
             return None
         finally:

@@ -47,7 +47,7 @@ class Fake:
 
 
 class Sandbox(Service):
-    def __init__(self, workdir: Path, *, port: int, python: str = sys.executable) -> None:
+    def __init__(self, workdir: Path, *, port: int | None, python: str = sys.executable) -> None:
         self.workdir = workdir
         self.port = port
         self.python = python
