@@ -383,7 +383,7 @@ THROWAWAY_MAIN = """
 
 def test_function_process_serves_and_captures_logs(tmp_path: Path):
     (tmp_path / "main.py").write_text(textwrap.dedent(THROWAWAY_MAIN))
-    with FunctionProcess(env={"SOME_SETTING": "1"}, cwd=tmp_path) as fn:
+    with FunctionProcess(env={"SOME_SETTING": "1"}, cwd=tmp_path, health_marker=b"ok") as fn:
         assert fn.health_status == 200
         assert requests.get(fn.url + "/eas", timeout=5).text == "ok /eas"
         deadline = time.monotonic() + 5

@@ -36,6 +36,7 @@ class PortTaken(FunctionProcessError):
 
 
 START_ATTEMPTS = 3
+RELAY_HEALTH = b'"dry_run"'  # the relay's GET /healthz: {"status": "ok", "dry_run": …}
 
 
 class FunctionProcess(Service):
@@ -51,6 +52,7 @@ class FunctionProcess(Service):
         log_path: Path | str | None = None,
         startup_timeout: float = 30.0,
         health_path: str = "/healthz",
+        health_marker: bytes | None = RELAY_HEALTH,
     ) -> None:
         self.env = dict(env or {})
         self.cwd = Path(cwd)
@@ -59,6 +61,9 @@ class FunctionProcess(Service):
         self.python = python
         self.startup_timeout = startup_timeout
         self.health_path = health_path
+        # what this function's health answer holds, to tell it from another process that took
+        # the port first (None: any answer will do)
+        self.health_marker = health_marker
         self.health_status: int | None = None
         """Status of the readiness GET (any HTTP answer counts as ready)."""
         self._port = port
@@ -184,8 +189,8 @@ class FunctionProcess(Service):
                 probed = self._probe()
                 if probed is not None:
                     self.health_status, body = probed
-                    if self.health_path == "/healthz" and b'"dry_run"' not in body:
-                        raise PortTaken(f"port {self.port} answers, but not as the relay")
+                    if self.health_marker is not None and self.health_marker not in body:
+                        raise PortTaken(f"port {self.port} answers, but not as this function")
                     return
             time.sleep(0.05)
         raise FunctionProcessError(
