@@ -13,7 +13,9 @@ def cut(text: str, cap: int) -> str:
 
 def valid_utf8(text: str) -> str:
     """`text` with each lone surrogate (`"\\ud800"` from a JSON escape: no UTF-8 for it)
-    spelled out as the six characters `\\ud800`; any other text unchanged."""
+    spelled out as the six characters `\\ud800`; any other text unchanged (the same object)."""
+    if text.isascii():
+        return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 

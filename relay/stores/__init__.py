@@ -91,11 +91,12 @@ def storable(execution: Execution) -> Execution:
     """The outcome with every text from outside storable and capped (`TEXT_CAP`). The target's
     identity (route, test or workflow id) is the config's and is kept as it is."""
     updates = {
-        name: storable_text(value)
+        name: kept
         for name in CAPPED_FIELDS
         if isinstance(value := getattr(execution, name), str)
+        and (kept := storable_text(value)) is not value
     }
-    return execution.model_copy(update=updates)
+    return execution.model_copy(update=updates) if updates else execution
 
 
 def storable_text(text: str, cap: int = TEXT_CAP) -> str:
