@@ -3,7 +3,6 @@ lets each report be claimed by one delivery at a time. Firestore runs against th
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 
@@ -15,6 +14,7 @@ from relay.stores.checks import REPORT_LEASE, CheckStore, MemoryCheckStore
 from relay.stores.firestore import FirestoreEventStore
 from relay.stores.firestore_checks import FirestoreCheckStore
 from relay.verdicts.check import Run, new_check
+from tests.support.threads import at_once
 
 NewInstance = Callable[[], CheckStore]
 
@@ -129,18 +129,9 @@ def test_a_released_report_is_claimed_again_and_a_dead_holders_claim_expires(new
 def test_ten_deliveries_claiming_at_once_give_one_sender(new_instance):
     opened, _ = new_instance().open(check())
     stores = [new_instance() for _ in range(10)]
-    barrier = threading.Barrier(10)
-    kinds: list[str] = []
-
-    def claim(n: int) -> None:
-        barrier.wait()
-        kinds.append(stores[n].claim_report(opened.id, "hook:started", f"c{n}", 1000).kind)
-
-    threads = [threading.Thread(target=claim, args=(n,)) for n in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    kinds = at_once(
+        10, lambda n: stores[n].claim_report(opened.id, "hook:started", f"c{n}", 1000).kind
+    )
     assert sorted(kinds) == ["busy"] * 9 + ["send"]
 
 

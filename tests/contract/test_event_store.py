@@ -8,7 +8,6 @@ Firestore (as separate Cloud Run instances have).
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 
@@ -20,6 +19,7 @@ from relay.stores import EventStore
 from relay.stores.firestore import FirestoreEventStore
 from relay.stores.journaled import JournaledEventStore
 from relay.stores.memory import MemoryEventStore
+from tests.support.threads import at_once
 
 LEASE = 540
 NewInstance = Callable[[], EventStore]
@@ -64,26 +64,6 @@ def started(test_id: str, execution_id: str, route: str = "smoke") -> Execution:
 
 def not_started(test_id: str, outcome: str = "failed") -> Execution:
     return Execution(route="smoke", test_id=test_id, outcome=outcome, error="no")  # type: ignore[arg-type]
-
-
-def at_once(count: int, fn: Callable[[int], str]) -> list[str]:
-    """fn(0..count-1) in threads released together; their results."""
-    barrier = threading.Barrier(count)
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def run(n: int) -> None:
-        barrier.wait()
-        result = fn(n)
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def test_the_first_delivery_is_new_and_another_is_busy_while_it_runs(new_instance):

@@ -8,7 +8,6 @@ with its own client and channel, as separate Cloud Run instances would have.
 from __future__ import annotations
 
 import datetime
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -34,26 +33,6 @@ def new_store(emulator, monkeypatch) -> Callable[[], FirestoreEventStore]:
 
 def started(target: str, execution_id: str, route: str = "smoke") -> Execution:
     return Execution(route=route, test_id=target, execution_id=execution_id)
-
-
-def at_once(count: int, fn: Callable[[int], str]) -> list[str]:
-    """Run fn(0..count-1) in threads released together; their results."""
-    barrier = threading.Barrier(count)
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def run(n: int) -> None:
-        barrier.wait()
-        result = fn(n)
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def test_the_document_carries_the_key_state_and_the_ttl_field(new_store):

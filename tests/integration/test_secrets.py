@@ -7,7 +7,6 @@ caller for one timeout at most, not one timeout per caller queued ahead of it.""
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 
@@ -15,31 +14,9 @@ from relay.config import SecretRef
 from relay.errors import SecretUnavailable
 from relay.secrets import SecretManagerBackend, Secrets
 from tests.conftest import PROJECT
+from tests.support.threads import at_once
 
 SECRET = SecretRef(secret="eas-webhook-secret")
-
-
-def at_once(count: int, fn) -> list:
-    """fn() in `count` threads released together: what each returned or raised."""
-    barrier = threading.Barrier(count)
-    results: list = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait()
-        try:
-            result = fn()
-        except Exception as exc:  # the outcome is what is compared
-            result = exc
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 @pytest.mark.parametrize(
@@ -74,7 +51,7 @@ def test_an_empty_environment_variable_is_refused_at_request_time(value):
 def test_concurrent_reads_of_one_secret_share_one_fetch(fake_secret_manager):
     fake_secret_manager.latency = 0.5  # slow: all four ask while the first fetch is out
     secrets = Secrets(SecretManagerBackend(fake_secret_manager.url), project=PROJECT, ttl_seconds=0)
-    values = at_once(4, lambda: secrets.read(SECRET))
+    values = at_once(4, lambda _: secrets.read(SECRET))
     assert len(set(values)) == 1
     assert isinstance(values[0], str)
     assert fake_secret_manager.access_count("eas-webhook-secret") == 1
@@ -85,7 +62,7 @@ def test_a_hung_secret_manager_holds_each_reader_one_timeout_with_one_fetch(fake
     backend = SecretManagerBackend(fake_secret_manager.url, timeout=1)
     secrets = Secrets(backend, project=PROJECT, ttl_seconds=60, wait_seconds=1)
     try:
-        outcomes = at_once(4, lambda: secrets.read(SECRET))
+        outcomes = at_once(4, lambda _: secrets.read(SECRET))
     finally:
         fake_secret_manager.latency = 0
     assert [type(o) for o in outcomes] == [SecretUnavailable] * 4
