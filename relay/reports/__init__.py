@@ -7,10 +7,9 @@ a `ReportTarget` subclass whose `type` is that name, with its own `Settings`, pl
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
+from relay import registry
 from relay.config import ReportSettings
 
 # The interface is loaded with the first target, so a config without `reports:` loads none.
@@ -22,24 +21,13 @@ SHARED_MODULES = frozenset({"base"})
 
 
 def known_types() -> list[str]:
-    return sorted(
-        m.name.replace("_", "-")
-        for m in pkgutil.iter_modules(__path__)
-        if not m.name.startswith("_") and m.name not in SHARED_MODULES
-    )
+    return registry.known_types(__path__, SHARED_MODULES)
 
 
 def target_class(target_type: str) -> type[ReportTarget]:
     from relay.reports.base import ReportTarget
 
-    if target_type not in known_types():
-        raise ValueError(f"unknown report type {target_type!r}; known: {', '.join(known_types())}")
-    module = importlib.import_module(f"{__name__}.{target_type.replace('-', '_')}")
-    for candidate in vars(module).values():
-        is_target = isinstance(candidate, type) and issubclass(candidate, ReportTarget)
-        if is_target and getattr(candidate, "type", None) == target_type:
-            return cast(type[ReportTarget], candidate)
-    raise ValueError(f"module {module.__name__} defines no ReportTarget {target_type!r}")
+    return registry.plugin_class(__name__, known_types(), target_type, ReportTarget, "report")
 
 
 def settings_model(target_type: str) -> type[ReportSettings]:

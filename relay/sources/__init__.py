@@ -9,10 +9,7 @@ every source; modules starting with `_` are shared adapters. Neither is a source
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import cast
-
+from relay import registry
 from relay.config import SourceSettings
 from relay.sources.base import (
     ArtifactLink,
@@ -59,31 +56,12 @@ __all__ = [
 SHARED_MODULES = frozenset({"base", "payload"})
 
 
-def module_name(source_type: str) -> str:
-    return source_type.replace("-", "_")
-
-
 def known_types() -> list[str]:
-    modules = pkgutil.iter_modules(__path__)
-    return sorted(
-        m.name.replace("_", "-")
-        for m in modules
-        if not m.name.startswith("_") and m.name not in SHARED_MODULES
-    )
+    return registry.known_types(__path__, SHARED_MODULES)
 
 
 def source_class(source_type: str) -> type[Source]:
-    if (
-        not source_type.replace("-", "").replace("_", "").isalnum()
-        or source_type not in known_types()
-    ):
-        raise ValueError(f"unknown source type {source_type!r}; known: {', '.join(known_types())}")
-    module = importlib.import_module(f"{__name__}.{module_name(source_type)}")
-    for candidate in vars(module).values():
-        is_source = isinstance(candidate, type) and issubclass(candidate, Source)
-        if is_source and getattr(candidate, "type", None) == source_type:
-            return cast(type[Source], candidate)
-    raise ValueError(f"module {module.__name__} defines no Source with type {source_type!r}")
+    return registry.plugin_class(__name__, known_types(), source_type, Source, "source")
 
 
 def settings_model(source_type: str) -> type[SourceSettings]:

@@ -215,31 +215,37 @@ class FirestoreEventStore(EventStore):
         return self.client().write_option(last_update_time=snapshot.update_time)
 
     def _expiry(self, now: float) -> datetime.datetime:
-        moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
-        return moment + datetime.timedelta(days=self.settings.ttl_days)
+        return expiry(now, self.settings.ttl_days)
 
     def _call(self) -> dict[str, Any]:
         """The retry and timeout every Firestore call carries (built once, on first use)."""
         if self._call_options is None:
-            from google.api_core import exceptions
-            from google.api_core.retry import Retry, if_exception_type
-
-            transient = if_exception_type(
-                exceptions.ServiceUnavailable,
-                exceptions.DeadlineExceeded,
-                exceptions.InternalServerError,
-                exceptions.ResourceExhausted,
-            )
-            retry = Retry(
-                predicate=transient,
-                initial=0.1,
-                maximum=1.0,
-                multiplier=2.0,
-                timeout=self.retry_budget,
-            )
-            timeout = min(CALL_TIMEOUT, self.retry_budget)
-            self._call_options = {"retry": retry, "timeout": timeout}
+            self._call_options = call_options(self.retry_budget)
         return self._call_options
+
+
+def expiry(now: float, ttl_days: int) -> datetime.datetime:
+    """The TTL field's value: Firestore deletes the document `ttl_days` after `now`."""
+    moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    return moment + datetime.timedelta(days=ttl_days)
+
+
+def call_options(retry_budget: float) -> dict[str, Any]:
+    """What every call of the relay's Firestore stores carries: a short timeout and retries
+    of transient errors within `retry_budget` seconds, so an outage is a prompt answer."""
+    from google.api_core import exceptions
+    from google.api_core.retry import Retry, if_exception_type
+
+    transient = if_exception_type(
+        exceptions.ServiceUnavailable,
+        exceptions.DeadlineExceeded,
+        exceptions.InternalServerError,
+        exceptions.ResourceExhausted,
+    )
+    retry = Retry(
+        predicate=transient, initial=0.1, maximum=1.0, multiplier=2.0, timeout=retry_budget
+    )
+    return {"retry": retry, "timeout": min(CALL_TIMEOUT, retry_budget)}
 
 
 def document_id(key: str) -> str:

@@ -32,11 +32,8 @@ from relay.stores.checks import (
     ReportState,
     decide_claim,
 )
+from relay.stores.firestore import RETRY_BUDGET, TTL_FIELD, call_options, expiry
 from relay.verdicts.check import Check, Run, Verdict, merge_runs
-
-CALL_TIMEOUT = 3.0
-RETRY_BUDGET = 4.0
-TTL_FIELD = "expires_at"
 
 
 class FirestoreCheckStore(CheckStore):
@@ -187,22 +184,11 @@ class FirestoreCheckStore(CheckStore):
         return {FieldPath("runs", key).to_api_repr(): run.model_dump() for key, run in runs.items()}
 
     def _expiry(self, now: float) -> datetime.datetime:
-        moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
-        return moment + datetime.timedelta(days=self.settings.ttl_days)
+        return expiry(now, self.settings.ttl_days)
 
     def _call(self) -> dict[str, Any]:
         if self._options is None:
-            from google.api_core import exceptions
-            from google.api_core.retry import Retry, if_exception_type
-
-            transient = if_exception_type(
-                exceptions.ServiceUnavailable,
-                exceptions.DeadlineExceeded,
-                exceptions.InternalServerError,
-                exceptions.ResourceExhausted,
-            )
-            retry = Retry(predicate=transient, initial=0.1, maximum=1.0, timeout=self.retry_budget)
-            self._options = {"retry": retry, "timeout": min(CALL_TIMEOUT, self.retry_budget)}
+            self._options = call_options(self.retry_budget)
         return self._options
 
 

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from relay.models import Execution
 from relay.revyl.sansio import RunState
@@ -211,15 +211,3 @@ def _cap(text: str | None) -> str | None:
     if text is None:
         return None
     return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
-
-
-class ReportKey(BaseModel):
-    """Which message a report task delivers: a target and a phase of one check."""
-
-    check: str
-    target: str
-    phase: Phase = Field(...)
-
-    @property
-    def key(self) -> str:
-        return f"{self.target}:{self.phase}"
